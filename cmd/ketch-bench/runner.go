@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/kubernetes"
+)
+
+// clientsPerConn is how many concurrent bench clients share one gRPC connection. etcd's own
+// benchmark tool is usually run with one connection per ~16 clients (--conns/--clients), and a
+// kube-apiserver multiplexes all its requests over very few connections, so one connection per
+// client would measure connection handling rather than the datastore.
+const clientsPerConn = 16
+
+// pool is a set of connections shared round-robin by a number of logical clients.
+type pool struct {
+	conns []*kubernetes.Client
+}
+
+func connsFor(clients int) int { return (clients + clientsPerConn - 1) / clientsPerConn }
+
+func newPool(endpoint string, clients int) (*pool, error) {
+	p := &pool{}
+	for range connsFor(clients) {
+		c, err := newClient(endpoint)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
+		}
+		p.conns = append(p.conns, c)
+	}
+	return p, nil
+}
+
+// get returns the connection of logical client i.
+func (p *pool) get(i int) *kubernetes.Client { return p.conns[i%len(p.conns)] }
+
+func (p *pool) close() {
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+// timedOp performs one logical operation and returns how many requests it took (more than
+// one when a compare-and-swap had to be retried).
+type timedOp func(ctx context.Context, worker, seq int) (requests int, err error)
+
+type timedResult struct {
+	ops      int
+	requests int
+	window   time.Duration
+	lat      []time.Duration
+}
+
+func (r timedResult) perSecond() float64 { return float64(r.ops) / r.window.Seconds() }
+
+// runTimed runs op on `workers` goroutines for warmup+window and keeps only operations that
+// complete inside the window. Counting by completion time keeps the throughput unbiased, and
+// the warm-up hides connection setup and the first allocations of a fresh server.
+func runTimed(ctx context.Context, workers int, warmup, window time.Duration, op timedOp) (timedResult, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	begin := time.Now()
+	from, until := begin.Add(warmup), begin.Add(warmup+window)
+
+	type partial struct {
+		ops, requests int
+		lat           []time.Duration
+	}
+	parts := make([]partial, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			p := &parts[w]
+			for seq := 0; ; seq++ {
+				start := time.Now()
+				if !start.Before(until) || ctx.Err() != nil {
+					return
+				}
+				n, err := op(ctx, w, seq)
+				if err != nil {
+					cancel(fmt.Errorf("client %d: %w", w, err))
+					return
+				}
+				end := time.Now()
+				if end.Before(from) || end.After(until) {
+					continue
+				}
+				p.ops++
+				p.requests += n
+				p.lat = append(p.lat, end.Sub(start))
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return timedResult{}, err
+	}
+	res := timedResult{window: window}
+	for _, p := range parts {
+		res.ops += p.ops
+		res.requests += p.requests
+		res.lat = append(res.lat, p.lat...)
+	}
+	if res.ops == 0 {
+		return res, fmt.Errorf("no operation completed within the %v window", window)
+	}
+	return res, nil
+}
+
+// runCount performs op for every i in [0, n) on `workers` goroutines, for fixed-size work
+// such as seeding keys, where the amount of data matters more than the time taken.
+func runCount(ctx context.Context, workers, n int, op func(ctx context.Context, worker, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := op(ctx, w, i); err != nil {
+					cancel(fmt.Errorf("item %d: %w", i, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}

@@ -1,0 +1,371 @@
+// Package mvcc is ketch's multi-version key-value store: etcd's revision model (revisions,
+// create/mod revisions, versions, compaction, leases, watch history) kept in a single bbolt
+// file. It knows etcd's API types but nothing of gRPC; package server puts it on the wire.
+//
+// Layout of the bbolt file:
+//
+//	revs   revision (12 bytes) -> record: every retained change, in revision order
+//	leases lease ID (8 bytes)  -> TTL and absolute expiry
+//	meta   a few named values: format, current and compacted revision, cluster and member IDs
+//
+// The key index (key -> revisions) lives in memory and is rebuilt from revs at start.
+//
+// Concurrency: one writer goroutine applies every write, group-committing all requests that
+// are waiting into a single bbolt transaction, and publishes the result (index, revision,
+// events) only after the commit is on disk. Readers never see uncommitted state. Lock order is
+// idxMu before dbMu; the writer therefore releases dbMu before it takes idxMu to publish, and no
+// goroutine takes idxMu while it holds a bbolt transaction.
+package mvcc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+	"k8s.io/klog/v2"
+)
+
+var (
+	bucketRevs   = []byte("revs")
+	bucketLeases = []byte("leases")
+	bucketMeta   = []byte("meta")
+
+	metaFormat      = []byte("format")
+	metaRev         = []byte("rev")
+	metaCompactRev  = []byte("compact_rev")
+	metaCompactDone = []byte("compact_done")
+	metaClusterID   = []byte("cluster_id")
+	metaMemberID    = []byte("member_id")
+)
+
+// formatVersion names the on-disk layout; a file with another value is refused.
+const formatVersion = "ketch-datastore-1"
+
+// Options configure a Store.
+type Options struct {
+	// Path is the bbolt file. It is created if missing.
+	Path string
+	// LockTimeout bounds the wait for the file lock another process may hold.
+	LockTimeout time.Duration
+	// HistoryRevisions caps the history kept when no client compacts: once the log holds more
+	// than this many revisions beyond the last compaction, the store compacts itself. 0 keeps
+	// everything.
+	HistoryRevisions int64
+	// EventCacheBytes bounds the in-memory copy of recent events that synced watchers read;
+	// older events are read back from the file.
+	EventCacheBytes int
+	// MinLeaseTTL is the shortest TTL a lease is granted, in seconds.
+	MinLeaseTTL int64
+	// InitialMmapSize reserves address space so the file rarely needs remapping (a remap waits
+	// for every open read transaction).
+	InitialMmapSize int
+}
+
+func (o *Options) setDefaults() {
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.EventCacheBytes == 0 {
+		o.EventCacheBytes = 8 << 20
+	}
+	if o.MinLeaseTTL == 0 {
+		o.MinLeaseTTL = 2
+	}
+	if o.InitialMmapSize == 0 {
+		o.InitialMmapSize = 1 << 30
+	}
+}
+
+// Store is the datastore's state. All methods are safe for concurrent use.
+type Store struct {
+	opts Options
+
+	// dbMu guards the db handle, which Defragment and a reload after a failed commit replace.
+	dbMu sync.RWMutex
+	db   *bolt.DB
+
+	// idxMu guards idx against the writer's publishing. rev and compactRev change only under
+	// it too, so holders of idxMu see all three consistent, but they are atomic so that code
+	// holding a bbolt transaction can read them without taking idxMu.
+	idxMu      sync.RWMutex
+	idx        *index
+	rev        atomic.Int64
+	compactRev atomic.Int64
+
+	clusterID, memberID uint64
+
+	lessor *lessor
+	events *eventLog
+	// prevKVWatchers counts watchers that want prev_kv; while it is zero the writer skips
+	// reading previous values for events.
+	prevKVWatchers atomic.Int64
+
+	writes chan *writeOp
+	// writeErr, once set, fails every write: the disk lost data it had accepted, so only a
+	// restart (which rereads the file) can be trusted.
+	writeErr atomic.Pointer[error]
+
+	// commits counts bbolt commits, to show group commit at work.
+	commits atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ErrCorrupt wraps every error that means the file cannot be trusted.
+var ErrCorrupt = errors.New("datastore file is corrupt")
+
+// ErrLocked is returned when another process holds the file.
+var ErrLocked = errors.New("datastore file is already in use by another process")
+
+// Open opens or creates the store at opts.Path, rebuilds the index and starts the writer.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	s := &Store{opts: opts, writes: make(chan *writeOp, 1024)}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.runWriter() }()
+	go func() { defer s.wg.Done(); s.runLeaseExpiry() }()
+	return s, nil
+}
+
+// load opens the file and rebuilds all in-memory state from it.
+func (s *Store) load() error {
+	if info, err := os.Stat(s.opts.Path); err == nil && info.Size() == 0 {
+		return fmt.Errorf("%w: %s is empty (truncated?); move it away to start with an empty datastore, or restore a snapshot", ErrCorrupt, s.opts.Path)
+	}
+	db, err := openBolt(s.opts.Path, s.opts.LockTimeout, s.opts.InitialMmapSize)
+	if err != nil {
+		return err
+	}
+	st, err := rebuild(db)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, s.opts.Path, err)
+	}
+	s.db = db
+	s.idx = st.idx
+	s.rev.Store(st.rev)
+	s.compactRev.Store(st.compactRev)
+	s.clusterID, s.memberID = st.clusterID, st.memberID
+	s.lessor = newLessor(st.leases)
+	if s.events == nil {
+		s.events = newEventLog(s.opts.EventCacheBytes)
+	} else {
+		s.events.reset()
+	}
+	klog.V(2).InfoS("Datastore loaded", "path", s.opts.Path, "revision", st.rev, "compacted", st.compactRev, "keys", st.idx.len(), "leases", len(st.leases))
+	return nil
+}
+
+// openBolt opens the file, turning bbolt's failure modes into errors that say what to do.
+// Faults on the mapped file (a truncated file) become panics with SetPanicOnFault, and bbolt
+// panics on malformed pages; both are reported as corruption instead of crashing.
+func openBolt(path string, lockTimeout time.Duration, mmapSize int) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: %s: reading it failed (%v): it is truncated or damaged; restore a snapshot or move the file away to start empty", ErrCorrupt, path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         lockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: mmapSize,
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s (waited %v for its lock); stop the other ketch process or use another data dir", ErrLocked, path, lockTimeout)
+	case errors.As(err, new(*fs.PathError)):
+		// The file could not be opened at all (permissions, a missing directory): not damage.
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	case err != nil:
+		// Everything else bbolt reports at open is about the file's content.
+		return nil, fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, path, err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	var hwm int64
+	if err := db.View(func(tx *bolt.Tx) error { hwm = tx.Size(); return nil }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if hwm > info.Size() {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s is %d bytes but its pages reach %d bytes (truncated); restore a snapshot or move the file away to start empty", ErrCorrupt, path, info.Size(), hwm)
+	}
+	return db, nil
+}
+
+type loadedState struct {
+	idx                 *index
+	rev, compactRev     int64
+	clusterID, memberID uint64
+	leases              map[int64]*lease
+}
+
+// rebuild initialises a new file, or checks an existing one and reads it into memory. Reading
+// every record also proves every page of the log readable.
+func rebuild(db *bolt.DB) (st loadedState, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("reading it failed (%v): it is truncated or damaged", r)
+		}
+	}()
+	fresh := false
+	if err := db.View(func(tx *bolt.Tx) error { fresh = tx.Bucket(bucketMeta) == nil; return nil }); err != nil {
+		return st, err
+	}
+	if fresh {
+		if err := db.Update(initFile); err != nil {
+			return st, err
+		}
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if f := string(meta.Get(metaFormat)); f != formatVersion {
+			return fmt.Errorf("unknown format %q (want %q): not a ketch datastore file, or from a newer ketch", f, formatVersion)
+		}
+		if tx.Bucket(bucketRevs) == nil || tx.Bucket(bucketLeases) == nil {
+			return errors.New("a bucket is missing")
+		}
+		st.rev = getInt(meta, metaRev)
+		st.compactRev = getInt(meta, metaCompactRev)
+		st.clusterID = uint64(getInt(meta, metaClusterID))
+		st.memberID = uint64(getInt(meta, metaMemberID))
+		idx, err := rebuildIndex(tx.Bucket(bucketRevs), st.rev)
+		if err != nil {
+			return err
+		}
+		st.idx = idx
+		st.leases, err = loadLeases(tx.Bucket(bucketLeases), idx)
+		return err
+	})
+	return st, err
+}
+
+// initFile creates the buckets and identity of a new file. A file that has some other bucket
+// is not ours, and is left alone.
+func initFile(tx *bolt.Tx) error {
+	if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		return fmt.Errorf("it has a bucket %q but no %q bucket: not a ketch datastore file", name, bucketMeta)
+	}); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketMeta, bucketRevs, bucketLeases} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("creating bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(metaFormat, []byte(formatVersion)); err != nil {
+		return err
+	}
+	// etcd starts an empty store at revision 1.
+	for name, v := range map[string]int64{string(metaRev): 1, string(metaClusterID): randomID(), string(metaMemberID): randomID()} {
+		if err := putInt(meta, []byte(name), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rebuildIndex(revs *bolt.Bucket, rev int64) (*index, error) {
+	idx := newIndex()
+	var last *keyIndex
+	c := revs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, err := parseRevKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if r.main > rev {
+			return nil, fmt.Errorf("record at revision %d is beyond the store's revision %d", r.main, rev)
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return nil, fmt.Errorf("record at revision %d: %w", r.main, err)
+		}
+		ki := last
+		if ki == nil || string(ki.key) != string(rec.key) {
+			if ki = idx.get(rec.key); ki == nil {
+				ki = &keyIndex{key: append([]byte(nil), rec.key...)}
+				idx.insert(ki)
+			}
+		}
+		last = ki
+		ki.revs = append(ki.revs, indexRev{revision: r, tombstone: rec.tombstone})
+		if rec.tombstone {
+			ki.state = keyState{}
+		} else {
+			ki.state = keyState{modRev: r.main, createRev: rec.createRev, version: rec.version, lease: rec.lease}
+		}
+	}
+	return idx, nil
+}
+
+func getInt(b *bolt.Bucket, name []byte) int64 {
+	v := b.Get(name)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func putInt(b *bolt.Bucket, name []byte, v int64) error {
+	return b.Put(name, binary.BigEndian.AppendUint64(nil, uint64(v)))
+}
+
+// randomID returns a random positive int64, for cluster, member and lease IDs.
+func randomID() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("reading random bytes: %v", err))
+	}
+	if id := int64(binary.BigEndian.Uint64(b[:]) >> 1); id != 0 {
+		return id
+	}
+	return 1
+}
+
+// Close stops the writer and the lease loop and closes the file. Requests still queued fail.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	return s.db.Close()
+}
+
+// Rev returns the current revision.
+func (s *Store) Rev() int64 { return s.rev.Load() }
+
+// Revs returns the current and the compacted revision.
+func (s *Store) Revs() (rev, compactRev int64) { return s.rev.Load(), s.compactRev.Load() }
+
+// Commits returns how many bbolt transactions the writer has committed.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// ClusterID and MemberID identify this store in response headers; they are fixed at creation.
+func (s *Store) ClusterID() uint64 { return s.clusterID }
+
+// MemberID is the ID of the store's single member.
+func (s *Store) MemberID() uint64 { return s.memberID }

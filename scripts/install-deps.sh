@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and testing ketch need on a Debian machine. Run as root; idempotent.
+# Go comes from /usr/local/go when present, otherwise the pinned toolchain is fetched through the
+# Go module proxy (golang.org/toolchain), which is reachable where go.dev may not be.
+set -euo pipefail
+
+GO_VERSION=1.26.8
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() { echo "install-deps: $*" >&2; exit 1; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return
+  [[ $(id -u) == 0 ]] || die "missing Debian packages ${missing[*]}; run as root"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+  apt_install ca-certificates curl unzip
+  arch=$(dpkg --print-architecture)
+  zip=$(mktemp)
+  curl -fsSL -o "$zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${GO_VERSION}.linux-${arch}.zip" ||
+    die "downloading Go ${GO_VERSION} from the module proxy failed; install Go ${GO_VERSION} to /usr/local/go"
+  rm -rf /usr/local/go.tmp && mkdir -p /usr/local/go.tmp
+  unzip -q "$zip" -d /usr/local/go.tmp && rm -f "$zip"
+  mv "/usr/local/go.tmp/golang.org/toolchain@v0.0.1-go${GO_VERSION}.linux-${arch}" /usr/local/go
+  rm -rf /usr/local/go.tmp
+  chmod +x /usr/local/go/bin/* /usr/local/go/pkg/tool/*/*
+fi
+go version >/dev/null || die "go does not run"
+
+# Tests mount tmpfs and FUSE file systems (util-linux's mount; the kernel's /dev/fuse).
+apt_install util-linux
+[[ -e /dev/fuse ]] || echo "install-deps: note: /dev/fuse is missing; the failed-fsync test will be skipped" >&2
+
+cd "$repo"
+go mod download
