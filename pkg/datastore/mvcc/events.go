@@ -13,6 +13,8 @@ type revEvents struct {
 	// prevKnown says PrevKv was filled in (for every event that has a previous value); when no
 	// watcher wanted prev_kv the writer skipped reading it, and watchers read it from the log.
 	prevKnown bool
+	// omitted says the revision's events were too large to keep in memory.
+	omitted bool
 }
 
 // eventLog is an in-memory copy of the most recent revisions' events, bounded in size, so that
@@ -46,22 +48,29 @@ func (l *eventLog) append(revs []revEvents) {
 		// A gap would make readers skip revisions; start over from here instead.
 		l.revs, l.size = nil, 0
 	}
+	for i := len(revs) - 1; i >= 0; i-- {
+		if revs[i].omitted {
+			// The log holds only whole runs of revisions: start after the last one left out;
+			// readers of it go to the file.
+			l.revs, l.size = nil, 0
+			revs = revs[i+1:]
+			break
+		}
+	}
 	for _, re := range revs {
 		for _, ev := range re.events {
 			l.size += eventSize(ev)
 		}
 	}
 	l.revs = append(l.revs, revs...)
-	drop := 0
-	for l.size > l.maxBytes && drop < len(l.revs)-1 {
-		for _, ev := range l.revs[drop].events {
+	for l.size > l.maxBytes && len(l.revs) > 1 {
+		for _, ev := range l.revs[0].events {
 			l.size -= eventSize(ev)
 		}
-		drop++
-	}
-	if drop > 0 {
-		// Copy so the dropped events can be freed.
-		l.revs = append([]revEvents(nil), l.revs[drop:]...)
+		// Clear the slot so its events can be freed; the slice's spare room at the front is
+		// dropped when append next reallocates.
+		l.revs[0] = revEvents{}
+		l.revs = l.revs[1:]
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})

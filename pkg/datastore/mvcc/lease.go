@@ -201,7 +201,7 @@ func (b *batch) leaseRevoke(id int64) error {
 	sort.Strings(keys)
 	b.beginTxn()
 	for _, k := range keys {
-		b.del([]byte(k))
+		b.del([]byte(k), false)
 	}
 	b.endTxn()
 	if err := b.leas.Delete(leaseKey(id)); err != nil {

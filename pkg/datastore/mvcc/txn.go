@@ -269,11 +269,11 @@ func (b *batch) txnRequest(rt *pb.TxnRequest) (*pb.TxnResponse, error) {
 	b.beginTxn()
 	resp, err := runTxn(b, rt)
 	if err != nil {
-		if len(b.txnEvents) > 0 && b.err == nil {
+		if b.txnChanged && b.err == nil {
 			// Checks run before any change, so this is a fault mid-way; never commit half a txn.
 			b.err = fmt.Errorf("transaction failed after it changed keys: %w", err)
 		}
-		b.txnEvents = nil
+		b.txnEvents, b.txnChanged = nil, false
 		return nil, err
 	}
 	b.endTxn()

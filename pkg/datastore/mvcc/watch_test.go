@@ -219,3 +219,27 @@ func TestSlowWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchHugeRevision: a revision too large for the event cache is read from the file, whole.
+func TestWatchHugeRevision(t *testing.T) {
+	s := openTest(t, Options{EventCacheBytes: 4 << 10})
+	ts := startStream(t, s, 0, 16)
+	ts.watch(t, WatchRequest{Key: []byte("k"), End: []byte{}, PrevKV: true})
+	var ops []*pb.RequestOp
+	for i := 0; i < 100; i++ {
+		ops = append(ops, &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(fmt.Sprintf("k%03d", i)), Value: make([]byte, 200)}}})
+	}
+	if _, err := s.Txn(bg, &pb.TxnRequest{Success: ops}); err != nil {
+		t.Fatal(err)
+	}
+	del(t, s, "k050") // a small revision after the huge one
+	if r := ts.next(t); len(r.Events) != 100 || r.Events[99].Kv.ModRevision != 2 {
+		t.Fatalf("huge revision: %d events", len(r.Events))
+	}
+	if r := ts.next(t); len(r.Events) != 1 || r.Events[0].Type != mvccpb.DELETE || len(r.Events[0].PrevKv.Value) != 200 {
+		t.Fatalf("revision after it: %+v", r)
+	}
+	if first := s.events.first(); first != 3 {
+		t.Fatalf("event cache starts at %d, want 3 (after the revision it left out)", first)
+	}
+}

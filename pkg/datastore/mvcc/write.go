@@ -1,10 +1,12 @@
 package mvcc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -18,10 +20,15 @@ import (
 const (
 	// maxBatchOps bounds one group commit, so one batch's latency stays bounded under load.
 	maxBatchOps = 512
-	// compactStepKeys and compactDeletesPerBatch bound how long compaction holds the index lock
-	// and how much it adds to one commit, so it never stalls reads or writes for long.
+	// Compaction runs in steps between batches, bounded so that it never stalls reads or writes
+	// for long: an index step holds the index lock for a few thousand keys at most, a batch that
+	// carries requests takes few deletions along, and between steps on an idle store the writer
+	// pauses, so a request arriving then waits for one small step at most.
 	compactStepKeys        = 2000
-	compactDeletesPerBatch = 4096
+	compactStepKeysWithOps = 500
+	compactDeletesWithOps  = 128
+	compactDeletesWhenIdle = 512
+	compactPause           = time.Millisecond
 )
 
 type opKind int
@@ -88,13 +95,20 @@ type writer struct {
 	job *compactJob
 	// autoCompact is a compaction the history cap asked for, started with the next batch.
 	autoCompact int64
+	// concurrency estimates how many clients are writing: the recent peak batch size, decaying
+	// over a few dozen batches.
+	concurrency float64
+	gather      *time.Timer
+	pause       *time.Timer
 }
 
 type compactJob struct {
 	rev       int64
 	cursor    []byte // first key the index pass has not visited
 	indexDone bool
-	// dropped are records the index pass released that are not yet deleted from the file.
+	// dropped are records the index pass released that are not yet deleted from the file. They
+	// are deleted once the pass is done, in revision order, so that each commit's deletions sit
+	// in a few neighbouring pages.
 	dropped []revision
 	waiters []*writeOp
 }
@@ -116,14 +130,14 @@ func (s *Store) runWriter() {
 			return
 		}
 		if w.job != nil && !w.job.indexDone {
-			w.compactIndexStep()
+			w.compactIndexStep(len(ops) > 0)
 		}
 		w.runBatch(ops)
 	}
 }
 
-// collect waits for requests and takes every one already queued. It does not wait while
-// compaction has work left, so compaction proceeds between batches even on an idle store.
+// collect waits for requests and takes every one already queued. While compaction has work
+// left it waits only compactPause, so compaction proceeds on an idle store too.
 func (w *writer) collect() ([]*writeOp, bool) {
 	var ops []*writeOp
 	if w.autoCompact > 0 {
@@ -131,25 +145,67 @@ func (w *writer) collect() ([]*writeOp, bool) {
 		klog.V(2).InfoS("Compacting history to the configured limit", "revision", w.autoCompact)
 		w.autoCompact = 0
 	}
-	if len(ops) == 0 && w.job == nil {
+	if len(ops) == 0 {
+		var pause <-chan time.Time
+		if w.job != nil {
+			pause = w.pauseTimer()
+		}
 		select {
 		case op := <-w.s.writes:
 			ops = append(ops, op)
+		case <-pause:
 		case <-w.s.ctx.Done():
 			return nil, false
 		}
-	} else if w.s.ctx.Err() != nil {
-		return nil, false
 	}
 	for len(ops) < maxBatchOps {
 		select {
 		case op := <-w.s.writes:
 			ops = append(ops, op)
+			continue
 		default:
-			return ops, true
+		}
+		break
+	}
+	w.gatherStragglers(&ops)
+	w.concurrency = max(float64(len(ops)), w.concurrency*0.95)
+	return ops, true
+}
+
+func (w *writer) pauseTimer() <-chan time.Time {
+	if w.pause == nil {
+		w.pause = time.NewTimer(compactPause)
+	} else {
+		w.pause.Reset(compactPause)
+	}
+	return w.pause.C
+}
+
+// maxGather bounds how long a batch waits for more requests.
+const maxGather = 200 * time.Microsecond
+
+// gatherStragglers waits a moment for more requests when fewer are queued than clients seem to
+// be writing: the clients answered by the last batch are usually about to write again, and every
+// commit they share saves two fsyncs and the CPU of a commit. A lone client never waits.
+func (w *writer) gatherStragglers(ops *[]*writeOp) {
+	want := min(int(w.concurrency), maxBatchOps)
+	if len(*ops) == 0 || len(*ops) >= want {
+		return
+	}
+	if w.gather == nil {
+		w.gather = time.NewTimer(maxGather)
+	} else {
+		w.gather.Reset(maxGather)
+	}
+	defer w.gather.Stop()
+	for len(*ops) < want {
+		select {
+		case op := <-w.s.writes:
+			*ops = append(*ops, op)
+		case <-w.gather.C:
+			return
 		}
 	}
-	return ops, true
 }
 
 func (w *writer) failQueued() {
@@ -190,15 +246,18 @@ func (w *writer) runBatch(ops []*writeOp) {
 		op.resp, op.err = b.safeApply(op)
 	}
 	var deleted int
-	if w.job != nil {
-		deleted = min(len(w.job.dropped), compactDeletesPerBatch)
+	if w.job != nil && w.job.indexDone {
+		deleted = min(len(w.job.dropped), compactDeletesWhenIdle)
+		if len(ops) > 0 {
+			deleted = min(deleted, compactDeletesWithOps)
+		}
 		if err := b.deleteRecords(w.job.dropped[:deleted]); err != nil {
 			tx.Rollback()
 			s.dbMu.RUnlock()
 			finish(ops, err)
 			return
 		}
-		if w.job.indexDone && deleted == len(w.job.dropped) {
+		if deleted == len(w.job.dropped) {
 			b.dirty = true
 			if err := putInt(b.meta, metaCompactDone, w.job.rev); err != nil {
 				b.err = err
@@ -331,15 +390,19 @@ func (w *writer) startCompaction(op *writeOp) {
 }
 
 // compactIndexStep drops compacted revisions from a bounded slice of the index.
-func (w *writer) compactIndexStep() {
+func (w *writer) compactIndexStep(busy bool) {
 	s, job := w.s, w.job
+	stepKeys := compactStepKeys
+	if busy {
+		stepKeys = compactStepKeysWithOps
+	}
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
 	var empty []*keyIndex
 	n := 0
 	reachedEnd := true
 	s.idx.tree.AscendGreaterOrEqual(&keyIndex{key: job.cursor}, func(ki *keyIndex) bool {
-		if n == compactStepKeys {
+		if n == stepKeys {
 			job.cursor = ki.key
 			reachedEnd = false
 			return false
@@ -355,7 +418,10 @@ func (w *writer) compactIndexStep() {
 	for _, ki := range empty {
 		s.idx.remove(ki)
 	}
-	job.indexDone = reachedEnd
+	if reachedEnd {
+		job.indexDone = true
+		slices.SortFunc(job.dropped, func(a, b revision) int { return cmp.Or(cmp.Compare(a.main, b.main), cmp.Compare(a.sub, b.sub)) })
+	}
 }
 
 // pendingKey is a key the batch changed, as the batch sees it.
@@ -395,10 +461,14 @@ type batch struct {
 	leaseRevokes map[int64]bool
 	leaseRenews  map[int64]time.Time
 
-	// The write transaction being applied: its revision, the next sub-revision, its events.
-	txnRev    int64
-	txnSub    int32
-	txnEvents []*mvccpb.Event
+	// The write transaction being applied: its revision, the next sub-revision, whether it
+	// changed anything, and its events for watchers. A transaction whose events outgrow the event
+	// log keeps none: watchers read that revision from the file instead.
+	txnRev        int64
+	txnSub        int32
+	txnChanged    bool
+	txnEvents     []*mvccpb.Event
+	txnEventBytes int
 }
 
 func newBatch(s *Store, tx *bolt.Tx) *batch {
@@ -466,13 +536,13 @@ func (b *batch) apply(op *writeOp) (any, error) {
 // beginTxn and endTxn bracket one write transaction: every change between them shares one
 // revision, which is only consumed if something changed.
 func (b *batch) beginTxn() {
-	b.txnRev, b.txnSub, b.txnEvents = b.rev+1, 0, nil
+	b.txnRev, b.txnSub, b.txnChanged, b.txnEvents, b.txnEventBytes = b.rev+1, 0, false, nil, 0
 }
 
 func (b *batch) endTxn() {
-	if len(b.txnEvents) > 0 {
+	if b.txnChanged {
 		b.rev = b.txnRev
-		b.revEvents = append(b.revEvents, revEvents{rev: b.txnRev, events: b.txnEvents, prevKnown: b.wantPrev})
+		b.revEvents = append(b.revEvents, revEvents{rev: b.txnRev, events: b.txnEvents, prevKnown: b.wantPrev, omitted: b.txnEvents == nil})
 		b.dirty = true
 	}
 	b.txnEvents = nil
@@ -480,7 +550,7 @@ func (b *batch) endTxn() {
 
 // readRev is the revision a read inside the current transaction sees: its own changes count.
 func (b *batch) readRev() int64 {
-	if len(b.txnEvents) > 0 {
+	if b.txnChanged {
 		return b.txnRev
 	}
 	return b.rev
@@ -545,15 +615,33 @@ func (b *batch) put(key, value []byte, leaseID int64, wantPrev bool) *mvccpb.Key
 	if b.wantPrev {
 		ev.PrevKv = prevKV
 	}
-	b.txnEvents = append(b.txnEvents, ev)
+	b.addEvent(ev)
 	return prevKV
 }
 
-// del deletes a key that exists inside the current transaction and returns its last value.
-func (b *batch) del(key []byte) *mvccpb.KeyValue {
+// addEvent records a change of the current transaction for watchers.
+func (b *batch) addEvent(ev *mvccpb.Event) {
+	b.txnChanged = true
+	if b.txnEventBytes > b.s.events.maxBytes {
+		return
+	}
+	b.txnEventBytes += eventSize(ev)
+	if b.txnEventBytes > b.s.events.maxBytes {
+		b.txnEvents = nil
+		return
+	}
+	b.txnEvents = append(b.txnEvents, ev)
+}
+
+// del deletes a key that exists inside the current transaction and returns its last value if
+// asked.
+func (b *batch) del(key []byte, wantPrev bool) *mvccpb.KeyValue {
 	p := b.touch(key)
 	last, _ := p.last()
-	prevKV := b.kvAt(last.revision)
+	var prevKV *mvccpb.KeyValue
+	if wantPrev || b.wantPrev {
+		prevKV = b.kvAt(last.revision)
+	}
 	r := b.nextRevision()
 	b.putRecord(r, &record{tombstone: true, key: p.key, prevModRev: last.main, prevSub: last.sub})
 	p.appended = append(p.appended, indexRev{revision: r, tombstone: true})
@@ -567,7 +655,7 @@ func (b *batch) del(key []byte) *mvccpb.KeyValue {
 			ev.PrevKv = b.kvBefore(last.revision)
 		}
 	}
-	b.txnEvents = append(b.txnEvents, ev)
+	b.addEvent(ev)
 	return prevKV
 }
 
@@ -703,7 +791,7 @@ func (b *batch) deleteRequest(r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse
 func (b *batch) execDelete(r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
 	for _, k := range b.liveKeys(r.Key, rangeEnd(r.RangeEnd)) {
-		prev := b.del(k)
+		prev := b.del(k, r.PrevKv)
 		resp.Deleted++
 		if r.PrevKv && prev != nil {
 			resp.PrevKvs = append(resp.PrevKvs, prev)
