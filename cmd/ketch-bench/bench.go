@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,8 @@ type target struct {
 	name       string
 	bin        string
 	subcommand []string
+	// dbSizeArgs are extra flags for the db-size server, so both targets keep the same history.
+	dbSizeArgs []string
 	// dbFile locates the database file whose size is reported.
 	dbFile func(dataDir string) (string, error)
 }
@@ -76,20 +79,18 @@ func runDatastoreBench(args []string) error {
 	machine := collectMachineInfo(root, ketchBin)
 	sz := defaultSizes(opts.quick)
 	targets := map[string]target{
-		"ketch": {name: "ketch", bin: ketchBin, subcommand: []string{"datastore"}, dbFile: ketchDBFile},
+		// Like etcd, ketch keeps all 100,000 revisions for the db-size phase; its default history
+		// cap would compact most of them during the fill.
+		"ketch": {name: "ketch", bin: ketchBin, subcommand: []string{"datastore"}, dbSizeArgs: []string{"--history-revisions=0"}, dbFile: ketchDBFile},
 		"etcd":  {name: "etcd", bin: self, subcommand: []string{"etcd-server"}, dbFile: etcdDBFile},
 	}
 
-	results := map[string]*targetResult{}
-	for _, name := range opts.targets {
-		res, err := runTarget(ctx, targets[name], sz, root, logf)
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted during %s; servers stopped and %s removed", name, root)
-		}
-		if err != nil {
-			res.failures = append(res.failures, err.Error())
-		}
-		results[name] = res
+	results, err := runTargets(ctx, opts.targets, targets, sz, root, logf)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; servers stopped and %s removed", root)
+	}
+	if err != nil {
+		return err
 	}
 
 	rep := report{
@@ -125,51 +126,114 @@ func runDatastoreBench(args []string) error {
 	return nil
 }
 
-// runTarget benchmarks one target: the load phases on one fresh server, then the db-size
-// phase on a second fresh server so the file size reflects only its own 100k updates.
-func runTarget(ctx context.Context, t target, sz sizes, root string, logf func(string, ...any)) (*targetResult, error) {
-	res := &targetResult{name: t.name}
-	payload := newPayloadSource()
-	tlog := func(format string, a ...any) { logf("%s: %s", t.name, fmt.Sprintf(format, a...)) }
+type phase struct {
+	name string
+	run  func(context.Context, *phaseEnv, *targetResult) error
+}
 
-	loadPhases := []struct {
-		name string
-		run  func(context.Context, *phaseEnv, *targetResult) error
-	}{
-		{"put", putPhase},
-		{"cas", casPhase},
-		{"list", listPhase},
-		{"watch", watchPhase},
-		{"memory", memoryPhase},
+// runTargets benchmarks the targets side by side. This machine's disk and CPU vary from minute
+// to minute (the same run can differ by a factor of two), so each load phase runs sz.rounds
+// times, alternating between the targets (ketch, etcd, then etcd, ketch, ...), and every row
+// reports the median. All load phases run on one server per target, started together; the
+// db-size phase then runs on a second fresh server per target so that the file holds only its
+// own updates.
+func runTargets(ctx context.Context, names []string, targets map[string]target, sz sizes, root string, logf func(string, ...any)) (map[string]*targetResult, error) {
+	results := map[string]*targetResult{}
+	for _, name := range names {
+		results[name] = &targetResult{name: name}
 	}
-	err := withServer(ctx, t, filepath.Join(root, t.name+"-load"), tlog, func(env *phaseEnv) {
-		env.sizes, env.payload = sz, payload
+	payload := newPayloadSource()
+	loadPhases := []phase{{"put", putPhase}, {"cas", casPhase}, {"list", listPhase}, {"watch", watchPhase}}
+	var started []target
+	for _, name := range names {
+		started = append(started, targets[name])
+	}
+	err := withServers(ctx, started, root, "load", logf, func(envs map[string]*phaseEnv) {
+		for _, env := range envs {
+			env.sizes, env.payload = sz, payload
+		}
 		for _, p := range loadPhases {
-			if err := runPhase(ctx, env, p.name, sz.phaseTimeout, func(pctx context.Context) error {
-				return p.run(pctx, env, res)
-			}); err != nil {
-				res.failures = append(res.failures, fmt.Sprintf("%s: %v", p.name, err))
-				tlog("%s FAILED: %v", p.name, err)
-				if env.srv.exited() || ctx.Err() != nil {
+			rounds := map[string][]*targetResult{}
+			for round := range sz.rounds {
+				order := slices.Clone(names)
+				if round%2 == 1 {
+					slices.Reverse(order)
+				}
+				for _, name := range order {
+					env, res := envs[name], &targetResult{name: name}
+					if env.srv.exited() {
+						continue
+					}
+					err := runPhase(ctx, env, p.name, sz.phaseTimeout, func(pctx context.Context) error { return p.run(pctx, env, res) })
+					if err != nil {
+						results[name].failures = append(results[name].failures, fmt.Sprintf("%s (round %d): %v", p.name, round+1, err))
+						env.logf("%s FAILED: %v", p.name, err)
+						continue
+					}
+					rounds[name] = append(rounds[name], res)
+				}
+				if ctx.Err() != nil {
 					return
 				}
+			}
+			for name, rs := range rounds {
+				results[name].add(medians(rs)...)
+				results[name].notes = append(results[name].notes, rs[0].notes...)
+			}
+		}
+		for _, name := range names {
+			env := envs[name]
+			if env.srv.exited() {
+				continue
+			}
+			if err := runPhase(ctx, env, "memory", sz.phaseTimeout, func(pctx context.Context) error { return memoryPhase(pctx, env, results[name]) }); err != nil {
+				results[name].failures = append(results[name].failures, fmt.Sprintf("memory: %v", err))
 			}
 		}
 	})
 	if err != nil || ctx.Err() != nil {
-		return res, err
+		return results, err
 	}
-
-	err = withServer(ctx, t, filepath.Join(root, t.name+"-dbsize"), tlog, func(env *phaseEnv) {
-		env.sizes, env.payload = sz, payload
-		if err := runPhase(ctx, env, "dbsize", sz.dbFillTimeout, func(pctx context.Context) error {
-			return dbSizePhase(pctx, env, res)
-		}); err != nil {
-			res.failures = append(res.failures, fmt.Sprintf("dbsize: %v", err))
-			tlog("dbsize FAILED: %v", err)
+	for _, t := range started {
+		res := results[t.name]
+		t.subcommand = append(slices.Clone(t.subcommand), t.dbSizeArgs...)
+		err := withServers(ctx, []target{t}, root, "dbsize", logf, func(envs map[string]*phaseEnv) {
+			env := envs[t.name]
+			env.sizes, env.payload = sz, payload
+			if err := runPhase(ctx, env, "dbsize", sz.dbFillTimeout, func(pctx context.Context) error {
+				return dbSizePhase(pctx, env, res)
+			}); err != nil {
+				res.failures = append(res.failures, fmt.Sprintf("dbsize: %v", err))
+				env.logf("dbsize FAILED: %v", err)
+			}
+		})
+		if err != nil {
+			res.failures = append(res.failures, err.Error())
 		}
-	})
-	return res, err
+		if ctx.Err() != nil {
+			return results, nil
+		}
+	}
+	return results, nil
+}
+
+// medians merges the rounds of one phase: each row gets the median of its values.
+func medians(rounds []*targetResult) []measurement {
+	var out []measurement
+	for _, m := range rounds[0].measurements {
+		var vals []float64
+		for _, r := range rounds {
+			for _, rm := range r.measurements {
+				if rm.name == m.name {
+					vals = append(vals, rm.value)
+				}
+			}
+		}
+		slices.Sort(vals)
+		m.value = vals[(len(vals)-1)/2]
+		out = append(out, m)
+	}
+	return out
 }
 
 // phaseEnv is what a phase needs to know about the server it measures.
@@ -182,28 +246,39 @@ type phaseEnv struct {
 	logf    func(string, ...any)
 }
 
-// withServer starts t on a fresh dataDir, runs fn, then stops the server and removes dataDir
-// whatever happened, so a failed or interrupted run leaves nothing behind.
-func withServer(ctx context.Context, t target, dataDir string, logf func(string, ...any), fn func(*phaseEnv)) (err error) {
-	srv, err := startServer(t.name, t.bin, t.subcommand, dataDir, dataDir+".log")
-	if err != nil {
-		return fmt.Errorf("start %s server: %w", t.name, err)
-	}
+// withServers starts every target on a fresh data dir under root, runs fn, then stops the
+// servers and removes their data dirs whatever happened, so a failed or interrupted run leaves
+// nothing behind.
+func withServers(ctx context.Context, targets []target, root, purpose string, logf func(string, ...any), fn func(map[string]*phaseEnv)) (err error) {
+	envs := map[string]*phaseEnv{}
 	defer func() {
-		if stopErr := srv.stop(); stopErr != nil && err == nil {
-			err = fmt.Errorf("stop %s server: %w", t.name, stopErr)
-		}
-		if rmErr := errors.Join(os.RemoveAll(dataDir), os.Remove(dataDir+".log")); rmErr != nil && err == nil {
-			err = fmt.Errorf("clean up %s: %w", dataDir, rmErr)
+		for _, env := range envs {
+			if stopErr := env.srv.stop(); stopErr != nil && err == nil {
+				err = fmt.Errorf("stop %s server: %w", env.target.name, stopErr)
+			}
+			if rmErr := errors.Join(os.RemoveAll(env.dataDir), os.Remove(env.dataDir+".log")); rmErr != nil && err == nil {
+				err = fmt.Errorf("clean up %s: %w", env.dataDir, rmErr)
+			}
 		}
 	}()
-	if err := srv.waitReady(ctx, time.Minute); err != nil {
-		return fmt.Errorf("wait for %s server: %w", t.name, err)
+	for _, t := range targets {
+		tlog := func(format string, a ...any) { logf("%s: %s", t.name, fmt.Sprintf(format, a...)) }
+		dataDir := filepath.Join(root, t.name+"-"+purpose)
+		srv, err := startServer(t.name, t.bin, t.subcommand, dataDir, dataDir+".log")
+		if err != nil {
+			return fmt.Errorf("start %s server: %w", t.name, err)
+		}
+		envs[t.name] = &phaseEnv{target: t, srv: srv, dataDir: dataDir, logf: tlog}
+		if err := srv.waitReady(ctx, time.Minute); err != nil {
+			return fmt.Errorf("wait for %s server: %w", t.name, err)
+		}
+		tlog("server ready (pid %d, %s, data dir %s)", srv.pid(), srv.endpoint, dataDir)
 	}
-	logf("server ready (pid %d, %s, data dir %s)", srv.pid(), srv.endpoint, dataDir)
-	fn(&phaseEnv{target: t, srv: srv, dataDir: dataDir, logf: logf})
-	if srv.exited() {
-		return fmt.Errorf("%s server exited during the run (%v); log tail:\n%s", t.name, srv.waitErr, srv.logTail())
+	fn(envs)
+	for _, env := range envs {
+		if env.srv.exited() {
+			return fmt.Errorf("%s server exited during the run (%v); log tail:\n%s", env.target.name, env.srv.waitErr, env.srv.logTail())
+		}
 	}
 	return nil
 }

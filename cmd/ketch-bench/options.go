@@ -19,10 +19,11 @@ type options struct {
 
 // sizes are the workload parameters. Both targets always run with the same sizes.
 type sizes struct {
+	rounds        int // of each load phase per target; rows report the median
 	putClients    []int
-	warmup        time.Duration
-	window        time.Duration
+	putOps        []int // per put level, measured after a tenth as many unmeasured
 	casClients    []int
+	casOps        []int // per CAS level
 	casKeys       int
 	listKeys      int
 	listValue     int
@@ -45,10 +46,11 @@ type sizes struct {
 
 func defaultSizes(quick bool) sizes {
 	s := sizes{
+		rounds:        3,
 		putClients:    []int{1, 16, 256},
-		warmup:        time.Second,
-		window:        5 * time.Second,
+		putOps:        []int{8000, 40000, 60000},
 		casClients:    []int{16, 64},
+		casOps:        []int{25000, 40000},
 		casKeys:       1000,
 		listKeys:      10000,
 		listValue:     1024,
@@ -69,7 +71,8 @@ func defaultSizes(quick bool) sizes {
 		dbFillTimeout: 4 * time.Minute,
 	}
 	if quick {
-		s.warmup, s.window = 200*time.Millisecond, time.Second
+		s.rounds = 1
+		s.putOps, s.casOps = []int{800, 4000, 6000}, []int{2500, 4000}
 		s.listKeys, s.listRuns, s.listMaxTime = 2000, 3, 10*time.Second
 		s.watchWarmup, s.watchEvents, s.watchMaxTime = 3, 30, 10*time.Second
 		s.dbRounds = 5

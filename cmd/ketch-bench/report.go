@@ -153,16 +153,16 @@ func (r report) section() string {
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s\n", m.cpu, m.cores, m.memory, m.kernel, m.filesystem, m.goVersion)
 	fmt.Fprintf(&b, "- etcd: %s, embedded (`go.etcd.io/etcd/server/v3/embed`) in its own process, single member, default settings (fsync on)\n", m.etcdVersion)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n", r.opts.ketchBin, m.ketchBin)
-	fmt.Fprintf(&b, "- Targets: %s, run one after the other with the same workload code (`go.etcd.io/etcd/client/v3` %s)\n\n", strings.Join(r.opts.targets, ", "), m.clientVersion)
+	fmt.Fprintf(&b, "- Targets: %s, both running during the load phases, with the same workload code (`go.etcd.io/etcd/client/v3` %s). Each load phase (put, CAS, list, watch) runs %d time(s) per target, alternating between the targets, and every row is the median, because this machine's disk and CPU speed drift by up to 2× from minute to minute.\n\n", strings.Join(r.opts.targets, ", "), m.clientVersion, sz.rounds)
 	b.WriteString(r.table())
 	b.WriteString("\nHow it is measured:\n\n")
 	fmt.Fprintf(&b, "- Clients share gRPC connections, 1 connection per %d clients (rounded up), identically for both targets; 1 connection for the list client and the watch writer.\n", clientsPerConn)
-	fmt.Fprintf(&b, "- put: each client puts distinct keys with %d B random values; per level %s warm-up, then %s measured (ops completing in the window); latency is per request.\n", sz.putValue, sz.warmup, sz.window)
-	fmt.Fprintf(&b, "- CAS update: kube-apiserver's OptimisticPut, `Txn If(ModRevision(key) == rev) Then(Put) Else(Get)` on %s random keys, retried with the revision from the Else branch; the expected revision comes from a view shared by all clients (like the watch cache). Conflict rate = failed txns / all txns; latency includes retries. Per level %s warm-up, then %s measured.\n", commas(sz.casKeys), sz.warmup, sz.window)
+	fmt.Fprintf(&b, "- put: distinct keys with %d B random values; per level (%s clients) a fixed number of puts (%s), after a tenth as many unmeasured, so both targets do the same work; throughput is puts over the measured time; latency is per request.\n", sz.putValue, joinInts(sz.putClients), joinInts(sz.putOps))
+	fmt.Fprintf(&b, "- CAS update: kube-apiserver's OptimisticPut, `Txn If(ModRevision(key) == rev) Then(Put) Else(Get)` on %s random keys, retried with the revision from the Else branch; the expected revision comes from a view shared by all clients (like the watch cache). Conflict rate = failed txns / all txns; latency includes retries. Per level (%s clients) a fixed number of updates (%s), after a tenth as many unmeasured.\n", commas(sz.casKeys), joinInts(sz.casClients), joinInts(sz.casOps))
 	fmt.Fprintf(&b, "- list: %s keys of %s, pages of %d as client/v3/kubernetes List does (first page at the current revision, later pages at that revision from last key + \\x00); after one warm-up list, up to %d full lists.\n", commas(sz.listKeys), fmtBytes(float64(sz.listValue)), sz.listLimit, sz.listRuns)
 	fmt.Fprintf(&b, "- watch: %d watchers on one prefix with prev_kv and require-leader, like kube-apiserver; updates of %d existing keys issued one at a time, latency = Put issued → event received, per watcher; first %d events not measured.\n", sz.watchers, sz.watchObjects, sz.watchWarmup)
 	fmt.Fprintf(&b, "- memory: /proc/PID/status VmRSS and VmHWM (peak over the put, CAS, list and watch phases), /proc/PID/smaps_rollup Pss of the server process, sampled %s after those phases with all bench clients disconnected. The put keys are deleted after the put phase and history is compacted before sampling, so both targets then hold the same %s live keys.\n", sz.idle, commas(sz.casKeys+sz.listKeys+sz.watchObjects))
-	fmt.Fprintf(&b, "- db: on a second fresh server, %s keys × %d updates of %d B values (%s updates) by %d clients, then Compact(physical) at the current revision, no defrag. The file is etcd's member/snap/db, or for ketch the largest regular file in its data dir (member/snap/db if present); \"allocated\" counts the file's disk blocks, since bbolt grows its file in sparse steps.\n", commas(sz.dbKeys), sz.dbRounds, sz.putValue, commas(sz.dbKeys*sz.dbRounds), sz.dbClients)
+	fmt.Fprintf(&b, "- db: on a second fresh server, %s keys × %d updates of %d B values (%s updates) by %d clients, then Compact(physical) at the current revision, no defrag. ketch runs with `--history-revisions=0` here so that, like etcd, it keeps all the revisions until the compaction. During the compaction one more client puts a key over and over; its latency shows how much compaction holds up writes. The file is etcd's member/snap/db, or for ketch the largest regular file in its data dir (member/snap/db if present); \"allocated\" counts the file's disk blocks, since bbolt grows its file in sparse steps.\n", commas(sz.dbKeys), sz.dbRounds, sz.putValue, commas(sz.dbKeys*sz.dbRounds), sz.dbClients)
 	fmt.Fprintf(&b, "- Ratio = ketch / etcd; within ±%.0f%% is shown as ≈ same. Absolute numbers only compare within one run on one machine.\n", 100*sameBand)
 	for _, t := range r.opts.targets {
 		if res := r.results[t]; res != nil && len(res.notes) > 0 {
@@ -297,4 +297,12 @@ func fmtBytes(b float64) string {
 	}
 	s := fmt.Sprintf("%.1f", b)
 	return strings.TrimSuffix(s, ".0") + " " + units[i]
+}
+
+func joinInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = commas(n)
+	}
+	return strings.Join(parts, " / ")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/kubernetes"
 )
 
 // memoryPhase samples the server's memory once the load phases are over and it has had a
@@ -89,7 +90,16 @@ func dbSizePhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 		return fmt.Errorf("status before compaction: %w", err)
 	}
 	rev := st.Header.Revision
-	if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+	// While the compaction runs, one client keeps writing: compaction must not stall writes.
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probe := make(chan []time.Duration, 1)
+	go func() { probe <- probeWrites(probeCtx, cli, env.payload.value(sz.putValue, 0)) }()
+	compactStart := time.Now()
+	_, err = cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
+	compactTime := time.Since(compactStart)
+	stopProbe()
+	lats := <-probe
+	if err != nil {
 		return fmt.Errorf("compact at revision %d: %w", rev, err)
 	}
 	// Let the backend commit the compaction (etcd batches commits every 100ms) before
@@ -109,7 +119,11 @@ func dbSizePhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 	}
 
 	label := fmt.Sprintf("db after %s updates", commas(updates))
+	pct := percentiles(lats, 0.99, 1)
 	res.add(
+		latencyM(fmt.Sprintf("compaction of %s revisions: time", commas(int(rev-1))), compactTime),
+		latencyM("put during that compaction: latency p99", pct[0]),
+		latencyM("put during that compaction: latency max", pct[1]),
 		bytesM(label+": file size before compaction", float64(before)),
 		bytesM(label+" + compaction: file size", float64(after)),
 		bytesM(label+" + compaction: file blocks allocated", float64(allocated)),
@@ -121,6 +135,19 @@ func dbSizePhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 	env.logf("dbsize: file %s before / %s after compaction at rev %d (%s allocated); db_size %s, in use %s",
 		fmtBytes(float64(before)), fmtBytes(float64(after)), rev, fmtBytes(float64(allocated)), fmtBytes(float64(st.DbSize)), fmtBytes(float64(st.DbSizeInUse)))
 	return nil
+}
+
+// probeWrites puts one key over and over until ctx ends and returns each put's latency.
+func probeWrites(ctx context.Context, cli *kubernetes.Client, value []byte) []time.Duration {
+	var lats []time.Duration
+	for ctx.Err() == nil {
+		start := time.Now()
+		if _, err := cli.KV.Put(ctx, "/registry/bench/db/probe", string(value)); err != nil {
+			break
+		}
+		lats = append(lats, time.Since(start))
+	}
+	return lats
 }
 
 // fileSize returns the apparent size and the bytes actually allocated on disk. bbolt grows

@@ -58,40 +58,45 @@ type timedResult struct {
 
 func (r timedResult) perSecond() float64 { return float64(r.ops) / r.window.Seconds() }
 
-// runTimed runs op on `workers` goroutines for warmup+window and keeps only operations that
-// complete inside the window. Counting by completion time keeps the throughput unbiased, and
-// the warm-up hides connection setup and the first allocations of a fresh server.
-func runTimed(ctx context.Context, workers int, warmup, window time.Duration, op timedOp) (timedResult, error) {
+// runFixed runs warmup+n operations of op on `workers` goroutines and measures the last n: the
+// same amount of work for every target, so that what a phase leaves behind (keys, history,
+// memory high-water mark) does not depend on how fast the target was. Throughput is n over the
+// time from the first measured start to the last completion.
+func runFixed(ctx context.Context, workers, warmup, n int, op timedOp) (timedResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	begin := time.Now()
-	from, until := begin.Add(warmup), begin.Add(warmup+window)
-
+	var next atomic.Int64
 	type partial struct {
 		ops, requests int
 		lat           []time.Duration
+		first, last   time.Time
 	}
 	parts := make([]partial, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			p := &parts[w]
-			for seq := 0; ; seq++ {
-				start := time.Now()
-				if !start.Before(until) || ctx.Err() != nil {
+			for ctx.Err() == nil {
+				seq := int(next.Add(1) - 1)
+				if seq >= warmup+n {
 					return
 				}
-				n, err := op(ctx, w, seq)
+				start := time.Now()
+				reqs, err := op(ctx, w, seq)
 				if err != nil {
 					cancel(fmt.Errorf("client %d: %w", w, err))
 					return
 				}
-				end := time.Now()
-				if end.Before(from) || end.After(until) {
+				if seq < warmup {
 					continue
 				}
+				end := time.Now()
+				if p.first.IsZero() || start.Before(p.first) {
+					p.first = start
+				}
+				p.last = end
 				p.ops++
-				p.requests += n
+				p.requests += reqs
 				p.lat = append(p.lat, end.Sub(start))
 			}
 		})
@@ -100,14 +105,25 @@ func runTimed(ctx context.Context, workers int, warmup, window time.Duration, op
 	if err := context.Cause(ctx); err != nil {
 		return timedResult{}, err
 	}
-	res := timedResult{window: window}
+	var res timedResult
+	var first, last time.Time
 	for _, p := range parts {
+		if p.ops == 0 {
+			continue
+		}
 		res.ops += p.ops
 		res.requests += p.requests
 		res.lat = append(res.lat, p.lat...)
+		if first.IsZero() || p.first.Before(first) {
+			first = p.first
+		}
+		if p.last.After(last) {
+			last = p.last
+		}
 	}
-	if res.ops == 0 {
-		return res, fmt.Errorf("no operation completed within the %v window", window)
+	res.window = last.Sub(first)
+	if res.ops == 0 || res.window <= 0 {
+		return res, fmt.Errorf("no operation measured")
 	}
 	return res, nil
 }

@@ -15,14 +15,15 @@ const putPrefix = "/registry/bench/put/"
 // putPhase measures plain puts of distinct keys, so no request ever waits on another's key.
 func putPhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 	sz := env.sizes
-	for _, clients := range sz.putClients {
+	for level, clients := range sz.putClients {
 		label := "put, " + plural(clients, "client")
 		p, err := newPool(env.srv.endpoint, clients)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		r, err := runTimed(ctx, clients, sz.warmup, sz.window, func(ctx context.Context, w, seq int) (int, error) {
-			key := fmt.Sprintf("%sc%d/%03d/%09d", putPrefix, clients, w, seq)
+		n := sz.putOps[level]
+		r, err := runFixed(ctx, clients, n/10, n, func(ctx context.Context, w, seq int) (int, error) {
+			key := fmt.Sprintf("%sc%d/%09d", putPrefix, clients, seq)
 			_, err := p.get(w).KV.Put(ctx, key, string(env.payload.value(sz.putValue, seq*clients+w)))
 			return 1, err
 		})
@@ -38,8 +39,8 @@ func putPhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 		)
 		env.logf("%s: %.0f ops/s, p50 %s, p99 %s", label, r.perSecond(), fmtDuration(pct[0]), fmtDuration(pct[1]))
 	}
-	// The number of keys written depends on the target's speed; deleting them (and compacting
-	// before the memory sample) leaves both targets holding the same live data set.
+	// Deleting the keys leaves the live data set of the later phases and of the idle memory
+	// sample the same as without this phase.
 	cli, err := newClient(env.srv.endpoint)
 	if err != nil {
 		return fmt.Errorf("cleanup client: %w", err)
@@ -50,6 +51,12 @@ func putPhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 		return fmt.Errorf("delete put keys: %w", err)
 	}
 	env.logf("put: deleted %d keys written by this phase", resp.Deleted)
+	// Compact away the deleted keys now, as kube-apiserver eventually would, so that neither
+	// target spends the next measured phase cleaning up after this one: etcd never compacts on
+	// its own, while ketch caps its history.
+	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		return fmt.Errorf("compact after deleting the put keys: %w", err)
+	}
 	return nil
 }
 
@@ -84,13 +91,14 @@ func casPhase(ctx context.Context, env *phaseEnv, res *targetResult) error {
 		return fmt.Errorf("seed %d keys: %w", sz.casKeys, err)
 	}
 
-	for _, clients := range sz.casClients {
+	for level, clients := range sz.casClients {
 		label := "CAS update, " + plural(clients, "client")
 		p, err := newPool(env.srv.endpoint, clients)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		r, err := runTimed(ctx, clients, sz.warmup, sz.window, func(ctx context.Context, w, seq int) (int, error) {
+		n := sz.casOps[level]
+		r, err := runFixed(ctx, clients, n/10, n, func(ctx context.Context, w, seq int) (int, error) {
 			i := rand.IntN(sz.casKeys)
 			k := key(i)
 			val := env.payload.value(sz.putValue, seq*clients+w)
