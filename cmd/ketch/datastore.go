@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/datastore"
+	"github.com/ketch-k8s/ketch/pkg/datastore/mvcc"
 	"github.com/ketch-k8s/ketch/pkg/datastore/server"
 )
 
@@ -20,7 +21,7 @@ func datastoreCommand() *cli.Command {
 		Name:  "datastore",
 		Usage: "run the etcd-API datastore on its own, for etcdctl, tests and benchmarks",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Usage: "directory of the datastore file", Required: true},
+			&cli.StringFlag{Name: "data-dir", Usage: "directory of the datastore file (required)"},
 			&cli.StringSliceFlag{Name: "listen-client-urls", Usage: "URLs to serve etcd clients on: http://HOST:PORT or unix:///PATH", Value: cli.NewStringSlice("http://127.0.0.1:2379")},
 			&cli.StringFlag{Name: "name", Usage: "member name reported to clients", Value: "default"},
 			&cli.IntFlag{Name: "max-request-bytes", Usage: "largest write request accepted", Value: server.DefaultMaxRequestBytes},
@@ -29,6 +30,21 @@ func datastoreCommand() *cli.Command {
 			&cli.Int64Flag{Name: "history-revisions", Usage: "revisions of history kept when no client compacts (0: unlimited)", Value: datastore.DefaultHistoryRevisions},
 			debugFlag,
 		},
+		Subcommands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "check a datastore file's consistency (read-only); exits non-zero if it is damaged",
+			ArgsUsage: "FILE",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return fmt.Errorf("usage: ketch datastore check FILE (for example <data-dir>/%s)", datastore.DBFileName)
+				}
+				if err := mvcc.CheckFile(c.Args().First()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "%s: ok\n", c.Args().First())
+				return nil
+			},
+		}},
 		Action: func(c *cli.Context) error {
 			setupLogging(c.Bool("debug"))
 			ds, err := datastore.Start(datastore.Config{

@@ -237,6 +237,9 @@ func TestDatastoreBadInput(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "corrupt") || !strings.Contains(out, path) {
 		t.Errorf("damaged file: exit %d\n%s", code, out)
 	}
+	if out, code = runKetch(t, 20*time.Second, "datastore", "check", path); code == 0 || !strings.Contains(out, "corrupt") {
+		t.Errorf("datastore check of a damaged file: exit %d\n%s", code, out)
+	}
 	// SIGTERM stops the datastore cleanly, and everything it acknowledged is there afterwards.
 	c := ds.Client()
 	if _, err := c.Put(t.Context(), "k", "v"); err != nil {
@@ -245,6 +248,10 @@ func TestDatastoreBadInput(t *testing.T) {
 	ds.Stop()
 	if code := ds.ExitCode(); code != 0 {
 		t.Errorf("exit code after SIGTERM: %d", code)
+	}
+	good := filepath.Join(ds.DataDir, datastore.DBFileName)
+	if out, code = runKetch(t, 20*time.Second, "datastore", "check", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("datastore check of a good file: exit %d\n%s", code, out)
 	}
 	ds.Start()
 	resp, err := ds.Client().Get(t.Context(), "k")

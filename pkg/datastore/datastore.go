@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,7 +70,7 @@ func Start(cfg Config) (*Datastore, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	store, err := mvcc.Open(mvcc.Options{Path: filepath.Join(cfg.DataDir, DBFileName), HistoryRevisions: cfg.HistoryRevisions})
+	store, err := mvcc.Open(mvcc.Options{Path: filepath.Join(cfg.DataDir, DBFileName), HistoryRevisions: cfg.HistoryRevisions, CheckFile: checkInChild})
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +121,22 @@ func (d *Datastore) closeListeners() {
 	for _, l := range d.listeners {
 		l.Close()
 	}
+}
+
+// checkInChild runs `ketch datastore check PATH` with this executable: bbolt's consistency
+// check can panic in a goroutine of its own on a damaged file, which must not take this process
+// down with it.
+func checkInChild(path string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable to check %s: %w", path, err)
+	}
+	out, err := exec.Command(exe, "datastore", "check", path).CombinedOutput()
+	if err != nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return fmt.Errorf("consistency check failed (%v): %s", err, lines[len(lines)-1])
+	}
+	return nil
 }
 
 type listenAddr struct {

@@ -1,7 +1,11 @@
 package mvcc
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,10 +14,38 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
+// checkEnv makes the test binary run CheckFile on a path and exit: the stand-in for
+// `ketch datastore check` in these tests.
+const checkEnv = "KETCH_MVCC_TEST_CHECK"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(checkEnv); path != "" {
+		if err := CheckFile(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// checkInChild runs CheckFile in a child process, as the datastore package does.
+func checkInChild(path string) error {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), checkEnv+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 func openTest(t testing.TB, opts Options) *Store {
 	t.Helper()
 	if opts.Path == "" {
 		opts.Path = filepath.Join(t.TempDir(), "test.db")
+	}
+	if opts.CheckFile == nil {
+		opts.CheckFile = checkInChild
 	}
 	s, err := Open(opts)
 	if err != nil {

@@ -114,14 +114,18 @@ func leaseKey(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint6
 
 func encodeLease(ttl int64, expiry time.Time) []byte {
 	buf := binary.AppendUvarint(nil, uint64(ttl))
-	return binary.BigEndian.AppendUint64(buf, uint64(expiry.UnixNano()))
+	return appendChecksum(binary.BigEndian.AppendUint64(buf, uint64(expiry.UnixNano())))
 }
 
 func loadLeases(b *bolt.Bucket, idx *index) (map[int64]*lease, error) {
 	leases := make(map[int64]*lease)
-	err := b.ForEach(func(k, v []byte) error {
+	err := scanVerified(b, func(k, v []byte) error {
 		if len(k) != 8 {
 			return fmt.Errorf("lease key has %d bytes", len(k))
+		}
+		v, err := verifyChecksum(v)
+		if err != nil {
+			return fmt.Errorf("lease %x: %w", k, err)
 		}
 		ttl, n := binary.Uvarint(v)
 		if n <= 0 || len(v) != n+8 {

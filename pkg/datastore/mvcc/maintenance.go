@@ -77,7 +77,7 @@ func (s *Store) Defragment() error {
 	}
 	// Reopen whichever file is now at path: the compacted copy, or the original if the rename
 	// failed.
-	db, err := openBolt(path, s.opts.LockTimeout, s.opts.InitialMmapSize)
+	db, err := openBolt(path, s.opts.LockTimeout, s.opts.InitialMmapSize, false)
 	if err != nil {
 		failed := fmt.Errorf("datastore file %s could not be reopened after defragmenting: %w", path, err)
 		s.writeErr.Store(&failed)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 )
 
 // revKeyLen is the length of a revision's key in the revisions bucket: the main revision and the
@@ -52,9 +53,32 @@ type record struct {
 
 const flagTombstone = 1
 
-// encode serialises r: a flags byte, five uvarints, the key length and key, then the value.
+// crcTable is CRC-32C, which CPUs compute in hardware.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// errChecksum means stored bytes are not what was written: bbolt keeps no checksums of its own.
+var errChecksum = errors.New("checksum mismatch: the stored bytes were damaged")
+
+// appendChecksum and verifyChecksum add and check a trailing CRC-32C.
+func appendChecksum(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func verifyChecksum(b []byte) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, errShortRecord
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, errChecksum
+	}
+	return body, nil
+}
+
+// encode serialises r: a flags byte, five uvarints, the key length and key, the value, and a
+// checksum of all that.
 func (r *record) encode() []byte {
-	buf := make([]byte, 0, 1+6*binary.MaxVarintLen64+len(r.key)+len(r.value))
+	buf := make([]byte, 0, 1+6*binary.MaxVarintLen64+len(r.key)+len(r.value)+4)
 	var flags byte
 	if r.tombstone {
 		flags |= flagTombstone
@@ -67,7 +91,7 @@ func (r *record) encode() []byte {
 	buf = binary.AppendUvarint(buf, uint64(uint32(r.prevSub)))
 	buf = binary.AppendUvarint(buf, uint64(len(r.key)))
 	buf = append(buf, r.key...)
-	return append(buf, r.value...)
+	return appendChecksum(append(buf, r.value...))
 }
 
 var errShortRecord = errors.New("record is truncated")
@@ -76,6 +100,10 @@ var errShortRecord = errors.New("record is truncated")
 // transaction: callers copy what outlives it.
 func decodeRecord(b []byte) (record, error) {
 	var r record
+	b, err := verifyChecksum(b)
+	if err != nil {
+		return r, err
+	}
 	if len(b) < 1 {
 		return r, errShortRecord
 	}

@@ -18,6 +18,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -46,10 +47,12 @@ var (
 	metaCompactDone = []byte("compact_done")
 	metaClusterID   = []byte("cluster_id")
 	metaMemberID    = []byte("member_id")
+	// metaCleanClose holds the ID of the transaction Close wrote last, with bbolt's freelist.
+	metaCleanClose = []byte("clean_close")
 )
 
 // formatVersion names the on-disk layout; a file with another value is refused.
-const formatVersion = "ketch-datastore-1"
+const formatVersion = "ketch-datastore-2"
 
 // Options configure a Store.
 type Options struct {
@@ -69,6 +72,10 @@ type Options struct {
 	// InitialMmapSize reserves address space so the file rarely needs remapping (a remap waits
 	// for every open read transaction).
 	InitialMmapSize int
+	// CheckFile, when set, runs bbolt's complete consistency check of the file somewhere a
+	// damaged file cannot crash this process (package datastore runs `ketch datastore check`).
+	// It is used after an unclean shutdown; see load.
+	CheckFile func(path string) error
 }
 
 func (o *Options) setDefaults() {
@@ -144,18 +151,52 @@ func Open(opts Options) (*Store, error) {
 }
 
 // load opens the file and rebuilds all in-memory state from it.
+//
+// An existing file is first read completely through a read-only handle, where damage (a bad
+// page, a truncated file) surfaces as an error or a recoverable panic in this goroutine. Only
+// then is it opened for writing. Like etcd, the store does not write bbolt's freelist on every
+// commit (with many free pages that costs more than the data); Close writes it. After an
+// unclean shutdown, opening for writing rebuilds the freelist by walking every page in a
+// goroutine of bbolt's, which panics on inconsistencies a read cannot see (a page claimed
+// twice), so that case is first checked out of process with CheckFile.
 func (s *Store) load() error {
-	if info, err := os.Stat(s.opts.Path); err == nil && info.Size() == 0 {
-		return fmt.Errorf("%w: %s is empty (truncated?); move it away to start with an empty datastore, or restore a snapshot", ErrCorrupt, s.opts.Path)
+	path := s.opts.Path
+	info, err := os.Stat(path)
+	exists := err == nil
+	if exists && info.Size() == 0 {
+		return fmt.Errorf("%w: %s is empty (truncated?); move it away to start with an empty datastore, or restore a snapshot", ErrCorrupt, path)
 	}
-	db, err := openBolt(s.opts.Path, s.opts.LockTimeout, s.opts.InitialMmapSize)
+	var st loadedState
+	if exists {
+		ro, err := openBolt(path, s.opts.LockTimeout, 0, true)
+		if err != nil {
+			return err
+		}
+		st, err = readState(ro)
+		ro.Close()
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, path, err)
+		}
+		if !st.cleanClose && !st.fresh && s.opts.CheckFile != nil {
+			klog.InfoS("Datastore was not shut down cleanly; checking its file", "path", path)
+			if err := s.opts.CheckFile(path); err != nil {
+				return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, path, err)
+			}
+		}
+	}
+	db, err := openBolt(path, s.opts.LockTimeout, s.opts.InitialMmapSize, false)
 	if err != nil {
 		return err
 	}
-	st, err := rebuild(db)
-	if err != nil {
-		db.Close()
-		return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, s.opts.Path, err)
+	if !exists || st.fresh {
+		if err := db.Update(initFile); err != nil {
+			db.Close()
+			return fmt.Errorf("initialising %s: %w", path, err)
+		}
+		if st, err = readState(db); err != nil {
+			db.Close()
+			return fmt.Errorf("reading the new file %s: %w", path, err)
+		}
 	}
 	s.db = db
 	s.idx = st.idx
@@ -168,14 +209,14 @@ func (s *Store) load() error {
 	} else {
 		s.events.reset()
 	}
-	klog.V(2).InfoS("Datastore loaded", "path", s.opts.Path, "revision", st.rev, "compacted", st.compactRev, "keys", st.idx.len(), "leases", len(st.leases))
+	klog.V(2).InfoS("Datastore loaded", "path", path, "revision", st.rev, "compacted", st.compactRev, "keys", st.idx.len(), "leases", len(st.leases))
 	return nil
 }
 
 // openBolt opens the file, turning bbolt's failure modes into errors that say what to do.
 // Faults on the mapped file (a truncated file) become panics with SetPanicOnFault, and bbolt
 // panics on malformed pages; both are reported as corruption instead of crashing.
-func openBolt(path string, lockTimeout time.Duration, mmapSize int) (db *bolt.DB, err error) {
+func openBolt(path string, lockTimeout time.Duration, mmapSize int, readOnly bool) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -184,6 +225,8 @@ func openBolt(path string, lockTimeout time.Duration, mmapSize int) (db *bolt.DB
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         lockTimeout,
+		ReadOnly:        readOnly,
+		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: mmapSize,
 	})
@@ -215,38 +258,44 @@ func openBolt(path string, lockTimeout time.Duration, mmapSize int) (db *bolt.DB
 }
 
 type loadedState struct {
+	// fresh says the file has no buckets yet: it was just created.
+	fresh bool
+	// cleanClose says Close wrote the last transaction, with bbolt's freelist.
+	cleanClose          bool
 	idx                 *index
 	rev, compactRev     int64
 	clusterID, memberID uint64
 	leases              map[int64]*lease
 }
 
-// rebuild initialises a new file, or checks an existing one and reads it into memory. Reading
-// every record also proves every page of the log readable.
-func rebuild(db *bolt.DB) (st loadedState, err error) {
+// readState reads the whole file into memory. Reading every record also proves every page of
+// the log (leaves and the branches above them) readable.
+func readState(db *bolt.DB) (st loadedState, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("reading it failed (%v): it is truncated or damaged", r)
 		}
 	}()
-	fresh := false
-	if err := db.View(func(tx *bolt.Tx) error { fresh = tx.Bucket(bucketMeta) == nil; return nil }); err != nil {
-		return st, err
-	}
-	if fresh {
-		if err := db.Update(initFile); err != nil {
-			return st, err
-		}
-	}
 	err = db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				return fmt.Errorf("it has a bucket %q but no %q bucket: not a ketch datastore file", name, bucketMeta)
+			})
+		}
 		if f := string(meta.Get(metaFormat)); f != formatVersion {
 			return fmt.Errorf("unknown format %q (want %q): not a ketch datastore file, or from a newer ketch", f, formatVersion)
 		}
 		if tx.Bucket(bucketRevs) == nil || tx.Bucket(bucketLeases) == nil {
 			return errors.New("a bucket is missing")
 		}
+		for _, b := range []cursorer{tx, meta} {
+			if err := scanVerified(b, func(_, _ []byte) error { return nil }); err != nil {
+				return err
+			}
+		}
+		st.cleanClose = getInt(meta, metaCleanClose) == int64(tx.ID())
 		st.rev = getInt(meta, metaRev)
 		st.compactRev = getInt(meta, metaCompactRev)
 		st.clusterID = uint64(getInt(meta, metaClusterID))
@@ -259,17 +308,12 @@ func rebuild(db *bolt.DB) (st loadedState, err error) {
 		st.leases, err = loadLeases(tx.Bucket(bucketLeases), idx)
 		return err
 	})
+	st.fresh = err == nil && st.idx == nil
 	return st, err
 }
 
-// initFile creates the buckets and identity of a new file. A file that has some other bucket
-// is not ours, and is left alone.
+// initFile creates the buckets and identity of a new file.
 func initFile(tx *bolt.Tx) error {
-	if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-		return fmt.Errorf("it has a bucket %q but no %q bucket: not a ketch datastore file", name, bucketMeta)
-	}); err != nil {
-		return err
-	}
 	for _, name := range [][]byte{bucketMeta, bucketRevs, bucketLeases} {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("creating bucket %s: %w", name, err)
@@ -288,21 +332,44 @@ func initFile(tx *bolt.Tx) error {
 	return nil
 }
 
+// cursorer is a bucket, or a transaction's root bucket.
+type cursorer interface{ Cursor() *bolt.Cursor }
+
+// scanVerified calls fn for every key of b in order, checking on the way what bbolt's own page
+// walk would panic on: keys strictly increasing, and every key found again by a lookup, which
+// exercises the separator keys of every branch page above it.
+func scanVerified(b cursorer, fn func(k, v []byte) error) error {
+	c, lookup := b.Cursor(), b.Cursor()
+	var prev []byte
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			return fmt.Errorf("key %x follows key %x: pages out of order", k, prev)
+		}
+		if found, _ := lookup.Seek(k); !bytes.Equal(found, k) {
+			return fmt.Errorf("looking up key %x finds %x: branch pages damaged", k, found)
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+		prev = k
+	}
+	return nil
+}
+
 func rebuildIndex(revs *bolt.Bucket, rev int64) (*index, error) {
 	idx := newIndex()
 	var last *keyIndex
-	c := revs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	err := scanVerified(revs, func(k, v []byte) error {
 		r, err := parseRevKey(k)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if r.main > rev {
-			return nil, fmt.Errorf("record at revision %d is beyond the store's revision %d", r.main, rev)
+			return fmt.Errorf("record at revision %d is beyond the store's revision %d", r.main, rev)
 		}
 		rec, err := decodeRecord(v)
 		if err != nil {
-			return nil, fmt.Errorf("record at revision %d: %w", r.main, err)
+			return fmt.Errorf("record at revision %d: %w", r.main, err)
 		}
 		ki := last
 		if ki == nil || string(ki.key) != string(rec.key) {
@@ -318,8 +385,9 @@ func rebuildIndex(revs *bolt.Bucket, rev int64) (*index, error) {
 		} else {
 			ki.state = keyState{modRev: r.main, createRev: rec.createRev, version: rec.version, lease: rec.lease}
 		}
-	}
-	return idx, nil
+		return nil
+	})
+	return idx, err
 }
 
 func getInt(b *bolt.Bucket, name []byte) int64 {
@@ -347,12 +415,45 @@ func randomID() int64 {
 }
 
 // Close stops the writer and the lease loop and closes the file. Requests still queued fail.
+// Its last commit writes bbolt's freelist, so the next open need not walk the whole file.
 func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
-	return s.db.Close()
+	var err error
+	if s.writeErr.Load() == nil {
+		s.db.NoFreelistSync = false
+		err = s.db.Update(func(tx *bolt.Tx) error { return putInt(tx.Bucket(bucketMeta), metaCleanClose, int64(tx.ID())) })
+		if err != nil {
+			err = fmt.Errorf("recording a clean shutdown in %s: %w", s.opts.Path, err)
+		}
+	}
+	return errors.Join(err, s.db.Close())
+}
+
+// CheckFile runs bbolt's complete consistency check of the datastore file at path, read-only.
+// A damaged file can make bbolt panic in a goroutine of its own, which no caller can recover:
+// run it in a process of its own (`ketch datastore check`).
+func CheckFile(path string) error {
+	db, err := openBolt(path, 2*time.Second, 0, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := readState(db); err != nil {
+		return err
+	}
+	var errs []error
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
 }
 
 // Rev returns the current revision.
