@@ -184,8 +184,13 @@ func TestDiskFull(t *testing.T) {
 // failingSyncNode is a loopback FUSE node whose fsync fails while fail is set: a real failed
 // fsync, as a dying disk gives it.
 type failingSyncNode struct {
-	fs.LoopbackNode
+	*fs.LoopbackNode
 	fail *atomic.Bool
+}
+
+// WrapChild makes every node of the file system a failingSyncNode.
+func (n *failingSyncNode) WrapChild(ctx context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
+	return &failingSyncNode{LoopbackNode: ops.(*fs.LoopbackNode), fail: n.fail}
 }
 
 func (n *failingSyncNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
@@ -205,18 +210,12 @@ func mountFailingSync(t *testing.T) (dir string, fail *atomic.Bool) {
 		t.Skipf("no FUSE on this machine: %v", err)
 	}
 	backing, dir := t.TempDir(), t.TempDir()
-	var st syscall.Stat_t
-	if err := syscall.Stat(backing, &st); err != nil {
+	loopback, err := fs.NewLoopbackRoot(backing)
+	if err != nil {
 		t.Fatal(err)
 	}
 	fail = &atomic.Bool{}
-	root := &fs.LoopbackRoot{Path: backing, Dev: uint64(st.Dev)}
-	root.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &failingSyncNode{LoopbackNode: fs.LoopbackNode{RootData: r}, fail: fail}
-	}
-	rootNode := &failingSyncNode{LoopbackNode: fs.LoopbackNode{RootData: root}, fail: fail}
-	root.RootNode = rootNode
-	srv, err := fs.Mount(dir, rootNode, &fs.Options{MountOptions: fuse.MountOptions{DirectMount: true, FsName: "ketch-test"}})
+	srv, err := fs.Mount(dir, &failingSyncNode{LoopbackNode: loopback.(*fs.LoopbackNode), fail: fail}, &fs.Options{MountOptions: fuse.MountOptions{DirectMount: true, FsName: "ketch-test"}})
 	if err != nil {
 		t.Fatalf("mounting FUSE: %v", err)
 	}

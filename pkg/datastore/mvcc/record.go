@@ -18,10 +18,6 @@ type revision struct {
 	sub  int32
 }
 
-func (r revision) less(o revision) bool {
-	return r.main < o.main || (r.main == o.main && r.sub < o.sub)
-}
-
 func appendRevKey(dst []byte, r revision) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.main))
 	return binary.BigEndian.AppendUint32(dst, uint32(r.sub))

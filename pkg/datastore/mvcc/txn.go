@@ -269,9 +269,9 @@ func (b *batch) txnRequest(rt *pb.TxnRequest) (*pb.TxnResponse, error) {
 	b.beginTxn()
 	resp, err := runTxn(b, rt)
 	if err != nil {
-		if b.txnChanged && b.err == nil {
+		if b.txnChanged {
 			// Checks run before any change, so this is a fault mid-way; never commit half a txn.
-			b.err = fmt.Errorf("transaction failed after it changed keys: %w", err)
+			b.setErr(fmt.Errorf("transaction failed after it changed keys: %w", err))
 		}
 		b.txnEvents, b.txnChanged = nil, false
 		return nil, err

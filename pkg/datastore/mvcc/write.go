@@ -229,72 +229,11 @@ func (w *writer) failQueued() {
 // runBatch applies ops in one bbolt transaction, commits it, and only then publishes the
 // changes and answers the requests.
 func (w *writer) runBatch(ops []*writeOp) {
-	s := w.s
-	if err := s.writeErr.Load(); err != nil {
-		finish(ops, *err)
+	b, deleted, err := w.applyAndCommit(ops)
+	if err != nil || b == nil {
+		finish(ops, err)
 		return
 	}
-	s.dbMu.RLock()
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		s.dbMu.RUnlock()
-		finish(ops, fmt.Errorf("starting a write transaction: %w", err))
-		return
-	}
-	b := newBatch(s, tx)
-	for _, op := range ops {
-		op.resp, op.err = b.safeApply(op)
-	}
-	var deleted int
-	if w.job != nil && w.job.indexDone {
-		deleted = min(len(w.job.dropped), compactDeletesWhenIdle)
-		if len(ops) > 0 {
-			deleted = min(deleted, compactDeletesWithOps)
-		}
-		if err := b.deleteRecords(w.job.dropped[:deleted]); err != nil {
-			tx.Rollback()
-			s.dbMu.RUnlock()
-			finish(ops, err)
-			return
-		}
-		if deleted == len(w.job.dropped) {
-			b.dirty = true
-			if err := putInt(b.meta, metaCompactDone, w.job.rev); err != nil {
-				b.err = err
-			}
-		}
-	}
-	if b.err != nil {
-		tx.Rollback()
-		s.dbMu.RUnlock()
-		finish(ops, b.err)
-		return
-	}
-	if !b.dirty {
-		tx.Rollback()
-		s.dbMu.RUnlock()
-		finish(ops, nil)
-		return
-	}
-	if b.rev != b.startRev {
-		if err := putInt(b.meta, metaRev, b.rev); err != nil {
-			tx.Rollback()
-			s.dbMu.RUnlock()
-			finish(ops, err)
-			return
-		}
-	}
-	txID := tx.ID()
-	err = tx.Commit()
-	s.commits.Add(1)
-	if err != nil {
-		w.commitFailed(txID, err)
-		s.dbMu.RUnlock()
-		finish(ops, fmt.Errorf("writing to %s: %w", s.opts.Path, err))
-		return
-	}
-	s.dbMu.RUnlock()
-
 	w.publish(b)
 	if w.job != nil {
 		w.job.dropped = w.job.dropped[deleted:]
@@ -311,12 +250,69 @@ func (w *writer) runBatch(ops []*writeOp) {
 		}
 		close(op.done)
 	}
-	if h := s.opts.HistoryRevisions; h > 0 && w.job == nil {
-		rev, compacted := s.Revs()
+	if h := w.s.opts.HistoryRevisions; h > 0 && w.job == nil {
+		rev, compacted := w.s.Revs()
 		if rev-compacted > h+h/10 {
 			w.autoCompact = rev - h
 		}
 	}
+}
+
+// applyAndCommit applies ops and a step of compaction's deletions in one transaction and
+// commits it. It returns the committed batch and how many compacted records it deleted, or a
+// nil batch if nothing changed (every op then already has its result). An error fails every op.
+func (w *writer) applyAndCommit(ops []*writeOp) (b *batch, deleted int, err error) {
+	s := w.s
+	if err := s.writeErr.Load(); err != nil {
+		return nil, 0, *err
+	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, 0, fmt.Errorf("starting a write transaction: %w", err)
+	}
+	committing := false
+	defer func() {
+		if !committing {
+			tx.Rollback()
+		}
+	}()
+	b = newBatch(s, tx)
+	for _, op := range ops {
+		op.resp, op.err = b.safeApply(op)
+	}
+	if w.job != nil && w.job.indexDone {
+		deleted = min(len(w.job.dropped), compactDeletesWhenIdle)
+		if len(ops) > 0 {
+			deleted = min(deleted, compactDeletesWithOps)
+		}
+		if err := b.deleteRecords(w.job.dropped[:deleted]); err != nil {
+			return nil, 0, err
+		}
+		if deleted == len(w.job.dropped) {
+			b.dirty = true
+			b.setErr(putInt(b.meta, metaCompactDone, w.job.rev))
+		}
+	}
+	if b.rev != b.startRev {
+		b.setErr(putInt(b.meta, metaRev, b.rev))
+	}
+	if b.err != nil {
+		return nil, 0, b.err
+	}
+	if !b.dirty {
+		return nil, 0, nil
+	}
+	txID := tx.ID()
+	committing = true
+	err = tx.Commit()
+	s.commits.Add(1)
+	if err != nil {
+		w.commitFailed(txID, err)
+		return nil, 0, fmt.Errorf("writing to %s: %w", s.opts.Path, err)
+	}
+	return b, deleted, nil
 }
 
 func finish(ops []*writeOp, err error) {
@@ -496,12 +492,17 @@ func (b *batch) safeApply(op *writeOp) (resp any, err error) {
 		if r := recover(); r != nil {
 			klog.ErrorS(nil, "Panic applying a write; failing its batch", "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("internal error applying a write: %v", r)
-			if b.err == nil {
-				b.err = err
-			}
+			b.setErr(err)
 		}
 	}()
 	return b.apply(op)
+}
+
+// setErr records the first failure of the transaction itself.
+func (b *batch) setErr(err error) {
+	if b.err == nil {
+		b.err = err
+	}
 }
 
 func (b *batch) apply(op *writeOp) (any, error) {
@@ -587,8 +588,8 @@ func (b *batch) nextRevision() revision {
 }
 
 func (b *batch) putRecord(r revision, rec *record) {
-	if err := b.revs.Put(revKey(r), rec.encode()); err != nil && b.err == nil {
-		b.err = fmt.Errorf("storing revision %d: %w", r.main, err)
+	if err := b.revs.Put(revKey(r), rec.encode()); err != nil {
+		b.setErr(fmt.Errorf("storing revision %d: %w", r.main, err))
 	}
 }
 
@@ -663,9 +664,7 @@ func (b *batch) del(key []byte, wantPrev bool) *mvccpb.KeyValue {
 func (b *batch) kvAt(r revision) *mvccpb.KeyValue {
 	rec, err := b.fetch(r)
 	if err != nil {
-		if b.err == nil {
-			b.err = err
-		}
+		b.setErr(err)
 		return nil
 	}
 	return recordToKV(rec, r.main, false)
@@ -677,9 +676,7 @@ func (b *batch) fetch(r revision) (record, error) { return fetchRecord(b.revs, r
 func (b *batch) kvBefore(r revision) *mvccpb.KeyValue {
 	rec, err := b.fetch(r)
 	if err != nil {
-		if b.err == nil {
-			b.err = err
-		}
+		b.setErr(err)
 		return nil
 	}
 	return prevKV(b.revs, rec, r.main)
@@ -810,9 +807,7 @@ func (b *batch) compact(rev int64) error {
 	}
 	b.compactRev = rev
 	b.dirty = true
-	if err := putInt(b.meta, metaCompactRev, rev); err != nil && b.err == nil {
-		b.err = err
-	}
+	b.setErr(putInt(b.meta, metaCompactRev, rev))
 	return nil
 }
 
