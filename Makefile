@@ -1,33 +1,48 @@
 # ketch: build, test and benchmark entry points. `sudo make run` and `sudo make test` are the two
 # commands README.md promises for a fresh Debian machine.
 SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ketch
+PKG := github.com/ketch-k8s/ketch
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-PKG := github.com/ketch-k8s/ketch
-LDFLAGS := -s -w -X $(PKG)/pkg/version.Version=$(VERSION) -X $(PKG)/pkg/version.GitCommit=$(COMMIT)
+# The components report the versions go.mod pins, not v0.0.0-master.
+K8S_VERSION = $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+CONTAINERD_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+K8S_VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
+LDFLAGS = -s -w -X $(PKG)/pkg/version.Version=$(VERSION) -X $(PKG)/pkg/version.GitCommit=$(COMMIT) \
+	$(foreach p,$(K8S_VERSION_PKGS),-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=$(word 2,$(subst ., ,$(subst v,v ,$(K8S_VERSION)))) \
+	-X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))) -X $(p).gitTreeState=clean -X $(p).gitCommit=$(COMMIT)) \
+	-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 export KETCH_BIN := $(abspath $(BIN))
 
-.PHONY: all build deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore fmt vet clean
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore fmt vet clean
 
 all: build
 
-build:
+include build/bundle.mk
+
+build: bundle pause
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ketch
+
+# The pause binary's bytes name the pause image, so they must not change with the commit.
+PAUSE_BIN := pkg/images/pause/pause
+pause:
+	CGO_ENABLED=0 $(GO) build -buildvcs=false -trimpath -ldflags '-s -w -buildid=' -o $(PAUSE_BIN) ./cmd/pause
 
 # deps installs what building and testing need on a fresh Debian machine.
 deps:
 	scripts/install-deps.sh
 
-# run starts the datastore on the default data dir until Ctrl-C (ketch server replaces it once it exists).
+# run builds ketch and starts a server with the default settings until Ctrl-C.
 run: deps build
-	$(BIN) datastore --data-dir /var/lib/ketch/server/db --listen-client-urls http://127.0.0.1:2379
+	$(BIN) server
 
 test: deps build vet test-go test-fuzz test-apiserver-storage
 
 test-go:
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 40m ./...
 
 FUZZTIME ?= 30s
 test-fuzz:
@@ -47,5 +62,5 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-clean:
-	rm -rf bin
+clean: bundle-clean
+	rm -rf bin $(PAUSE_BIN)

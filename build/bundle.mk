@@ -1,0 +1,59 @@
+# Runtime bundle: the programs ketch carries and unpacks at start because they cannot be linked
+# into the static ketch binary (see pkg/agent/bundle). Versions come from the `tool` directives
+# in go.mod. Include this file from the Makefile; it expects GO to be set.
+#
+# Builds pkg/agent/bundle/bin/<name>.gz for each program plus SHA256SUMS (of the uncompressed
+# programs). runc needs cgo and libseccomp (Debian: libseccomp-dev pkg-config); it is linked
+# statically so that a host needs no libseccomp or particular libc. Everything else is
+# CGO_ENABLED=0. The recipe needs bash; it sets SHELL for itself, so that
+# `make -f build/bundle.mk bundle` works on its own too.
+
+GO ?= go
+BUNDLE_DIR := pkg/agent/bundle/bin
+BUNDLE_RUNC := github.com/opencontainers/runc
+BUNDLE_CNI := \
+	github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/ipam/host-local \
+	github.com/containernetworking/plugins/plugins/main/loopback \
+	github.com/containernetworking/plugins/plugins/meta/portmap
+
+# Static PIE where the C library supports it (as runc's own `make static` does), plain static
+# elsewhere.
+BUNDLE_GOARCH := $(shell $(GO) env GOARCH)
+ifneq (,$(filter $(BUNDLE_GOARCH),amd64 arm64))
+BUNDLE_RUNC_LINK := -buildmode=pie -ldflags "-s -w -linkmode external -extldflags -static-pie"
+else
+BUNDLE_RUNC_LINK := -ldflags "-s -w -extldflags -static"
+endif
+BUNDLE_RUNC_TAGS := seccomp urfave_cli_no_docs netgo osusergo
+# The CNI plugins report their version (`bridge version`) from this variable.
+BUNDLE_CNI_LDFLAGS = -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(shell $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
+
+.PHONY: bundle bundle-clean
+
+bundle: $(BUNDLE_DIR)/SHA256SUMS
+
+# Rebuilt when the pinned versions (go.mod/go.sum) or this recipe change.
+# Programs are built into a temporary directory and the SHA256SUMS is written last, so an
+# interrupted build never leaves a bundle whose checksums do not match its files.
+$(BUNDLE_DIR)/SHA256SUMS: SHELL := /bin/bash
+$(BUNDLE_DIR)/SHA256SUMS: go.mod go.sum build/bundle.mk
+	@set -euo pipefail; \
+	command -v pkg-config >/dev/null && pkg-config --exists libseccomp || \
+		{ echo "bundle: runc needs libseccomp: apt-get install libseccomp-dev pkg-config" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "bundle: runc"; \
+	CGO_ENABLED=1 $(GO) build -trimpath -tags "$(BUNDLE_RUNC_TAGS)" $(BUNDLE_RUNC_LINK) -o "$$tmp/runc" $(BUNDLE_RUNC); \
+	for pkg in $(BUNDLE_CNI); do \
+		echo "bundle: $$(basename $$pkg)"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_CNI_LDFLAGS)" -o "$$tmp/$$(basename $$pkg)" $$pkg; \
+	done; \
+	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/*.gz; \
+	cd "$$tmp"; names=$$(ls); \
+	for n in $$names; do gzip -n -9 -c "$$n" > "$(CURDIR)/$(BUNDLE_DIR)/$$n.gz"; done; \
+	sha256sum $$names > "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS.tmp"; \
+	mv "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS.tmp" "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS"; \
+	echo "bundle: $$(du -ch $(CURDIR)/$(BUNDLE_DIR)/*.gz | tail -1 | cut -f1) compressed in $(BUNDLE_DIR)"
+
+bundle-clean:
+	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/SHA256SUMS.tmp $(BUNDLE_DIR)/*.gz

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	containerdclient "github.com/containerd/containerd/v2/client"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ketch-k8s/ketch/pkg/config"
+	"github.com/ketch-k8s/ketch/pkg/images"
+)
+
+func imagesCommand() *cli.Command {
+	address := &cli.StringFlag{
+		Name: "address", Usage: "containerd socket of the node",
+		Value: filepath.Join(config.DefaultRunDir, "containerd", "containerd.sock"),
+	}
+	return &cli.Command{
+		Name:  "images",
+		Usage: "manage the node's images without a registry",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "import",
+				Usage:     "load image tarballs (docker save or OCI layout, plain or gzip) into the node",
+				ArgsUsage: "FILE...",
+				Flags:     []cli.Flag{address},
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return errors.New("usage: ketch images import FILE...")
+					}
+					client, err := containerdclient.New(c.String("address"))
+					if err != nil {
+						return fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", c.String("address"), err)
+					}
+					defer client.Close()
+					var errs []error
+					for _, path := range c.Args().Slice() {
+						if err := importFile(c, client, path); err != nil {
+							errs = append(errs, err)
+						}
+					}
+					return errors.Join(errs...)
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the node's images",
+				Flags: []cli.Flag{address},
+				Action: func(c *cli.Context) error {
+					client, err := containerdclient.New(c.String("address"))
+					if err != nil {
+						return fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", c.String("address"), err)
+					}
+					defer client.Close()
+					list, err := images.List(c.Context, client)
+					if err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "IMAGE\tDIGEST\tSIZE\tPINNED")
+					for _, img := range list {
+						fmt.Fprintf(w, "%s\t%s\t%d\t%t\n", img.Name, img.Digest, img.Size, img.Pinned)
+					}
+					return w.Flush()
+				},
+			},
+		},
+	}
+}
+
+func importFile(c *cli.Context, client *containerdclient.Client, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := images.Import(c.Context, client, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, n := range names {
+		fmt.Fprintf(c.App.Writer, "imported %s\n", n)
+	}
+	return nil
+}

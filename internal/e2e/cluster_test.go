@@ -1,0 +1,317 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ketch-k8s/ketch/internal/testutil"
+	"github.com/ketch-k8s/ketch/pkg/images"
+)
+
+func TestMain(m *testing.M) { testutil.Main(m) }
+
+// server is a real `ketch server` process on a temporary data dir.
+type server struct {
+	t          *testing.T
+	bin        string
+	dataDir    string
+	runDir     string
+	kubeconfig string
+	args       []string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	outPath    string
+	client     kubernetes.Interface
+}
+
+// newServer prepares a server; the test's cleanup stops it and everything it started, and
+// checks that the host is clean afterwards.
+func newServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: ketch server runs containers")
+	}
+	lockHost(t)
+	// The run dir holds containerd's shim sockets, whose paths must stay short.
+	runDir, err := os.MkdirTemp("/tmp", "ketch-e2e-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir, err := os.MkdirTemp("", "ketch-e2e-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{
+		t: t, bin: testutil.KetchBinary(t), dataDir: dataDir, runDir: runDir,
+		kubeconfig: filepath.Join(dataDir, "admin.yaml"), args: args,
+		outPath: filepath.Join(dataDir, "server.out"),
+	}
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// hostLock is taken by everything that runs a node on this machine (tests, benchmarks): one
+// node owns the fixed ports, the cni0 bridge and the iptables chains at a time.
+const hostLock = "/tmp/ketch-host.lock"
+
+func lockHost(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("locking %s: %v", hostLock, err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+// start starts the server and waits until it reports the node Ready.
+func (s *server) start() {
+	s.t.Helper()
+	args := append([]string{"server", "--data-dir", s.dataDir, "--run-dir", s.runDir,
+		"--write-kubeconfig", s.kubeconfig}, s.args...)
+	out, err := os.OpenFile(s.outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer out.Close()
+	s.cmd = exec.Command(s.bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("starting ketch server: %v", err)
+	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		cmd.Wait()
+		close(exited)
+	}(s.cmd, s.exited)
+
+	before := strings.Count(s.output(), "node Ready")
+	deadline := time.After(3 * time.Minute)
+	for strings.Count(s.output(), "node Ready") == before {
+		select {
+		case <-s.exited:
+			s.t.Fatalf("ketch server exited before the node was Ready (%v):\n%s\nlog tail:\n%s", s.cmd.ProcessState, s.output(), s.logTail(40))
+		case <-deadline:
+			s.t.Fatalf("node not Ready after 3 minutes:\n%s\nlog tail:\n%s", s.output(), s.logTail(40))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.client = kubernetes.NewForConfigOrDie(cfg)
+}
+
+// stop sends SIGTERM and waits for the server to exit.
+func (s *server) stop() {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(60 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.t.Errorf("ketch server did not stop within 60 s of SIGTERM:\n%s", s.logTail(40))
+	}
+}
+
+func (s *server) output() string {
+	b, _ := os.ReadFile(s.outPath)
+	return string(b)
+}
+
+func (s *server) logTail(n int) string {
+	b, _ := os.ReadFile(filepath.Join(s.dataDir, "logs", "ketch.log"))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// containerdSocket is the node's containerd, as `ketch images --address` takes it.
+func (s *server) containerdSocket() string {
+	return filepath.Join(s.runDir, "containerd", "containerd.sock")
+}
+
+// ketch runs a ketch subcommand as a user would, with the server's kubeconfig.
+func (s *server) ketch(stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// kubectl runs `ketch kubectl` and fails the test if it fails.
+func (s *server) kubectl(args ...string) string {
+	s.t.Helper()
+	out, err := s.ketch("", append([]string{"kubectl"}, args...)...)
+	if err != nil {
+		s.t.Fatalf("ketch kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// apply applies a YAML manifest.
+func (s *server) apply(manifest string) {
+	s.t.Helper()
+	if out, err := s.ketch(manifest, "kubectl", "apply", "-f", "-"); err != nil {
+		s.t.Fatalf("kubectl apply: %v\n%s\n%s", err, out, manifest)
+	}
+}
+
+// cleanup stops the server, runs ketch-killall.sh for its dirs, and checks the host is clean:
+// no process, mount, shim, pod network link or iptables chain of this node left.
+func (s *server) cleanup() {
+	t := s.t
+	s.stop()
+	killall := exec.Command(filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"))
+	killall.Env = append(os.Environ(), "KETCH_DATA_DIR="+s.dataDir, "KETCH_RUN_DIR="+s.runDir)
+	if out, err := killall.CombinedOutput(); err != nil {
+		t.Errorf("ketch-killall.sh: %v\n%s", err, out)
+	}
+	var leftovers []string
+	if mounts := mountsUnder(s.dataDir, s.runDir); len(mounts) > 0 {
+		leftovers = append(leftovers, "mounts: "+strings.Join(mounts, ", "))
+	}
+	if out, _ := exec.Command("pgrep", "-f", s.runDir).Output(); len(bytes.TrimSpace(out)) > 0 {
+		leftovers = append(leftovers, "processes: "+strings.Join(strings.Fields(string(out)), ","))
+	}
+	if _, err := net.InterfaceByName("cni0"); err == nil {
+		leftovers = append(leftovers, "link cni0")
+	}
+	if out, err := exec.Command("iptables-save").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") {
+				leftovers = append(leftovers, "iptables chain "+strings.Fields(line)[0])
+				break
+			}
+		}
+	}
+	if len(leftovers) > 0 {
+		t.Errorf("host not clean after ketch-killall.sh: %s", strings.Join(leftovers, "; "))
+	}
+	if !t.Failed() || os.Getenv("KETCH_E2E_KEEP") == "" {
+		os.RemoveAll(s.dataDir)
+		os.RemoveAll(s.runDir)
+	} else {
+		t.Logf("kept %s and %s (KETCH_E2E_KEEP)", s.dataDir, s.runDir)
+	}
+}
+
+func mountsUnder(dirs ...string) []string {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var found []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		for _, d := range dirs {
+			if fields[1] == d || strings.HasPrefix(fields[1], d+"/") {
+				found = append(found, fields[1])
+			}
+		}
+	}
+	return found
+}
+
+// echoImage builds the tests' workload image from testdata/echo plus busybox-static (for
+// shells, wget and the like), named name, as a docker-archive or gzipped OCI layout tarball.
+func echoImage(t *testing.T, name string, oci bool) []byte {
+	t.Helper()
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("the test image needs a static busybox (apt-get install busybox-static): %v", err)
+	}
+	if out, err := exec.Command("file", "-L", busybox).Output(); err == nil && strings.Contains(string(out), "dynamically linked") {
+		t.Fatalf("%s is dynamically linked; the test image needs busybox-static", busybox)
+	}
+	echo := filepath.Join(t.TempDir(), "echo")
+	build := exec.Command("go", "build", "-trimpath", "-o", echo, "./internal/e2e/testdata/echo")
+	build.Dir = testutil.RepoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the echo server: %v\n%s", err, out)
+	}
+	files := []images.File{
+		{Path: "/echo", Mode: 0o755, Source: echo},
+		{Path: "/bin/busybox", Mode: 0o755, Source: busybox},
+		{Path: "/tmp", Mode: fs.ModeDir | 0o1777},
+	}
+	for _, applet := range []string{"sh", "cat", "wget", "sleep", "hostname", "ls", "seq", "echo", "grep", "sort", "wc", "true"} {
+		files = append(files, images.File{Path: "/bin/" + applet, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"})
+	}
+	layers := []images.Layer{{Files: files}}
+	config := images.ImageConfig{}
+	config.Config.Entrypoint = []string{"/echo"}
+	config.Config.Env = []string{"PATH=/bin"}
+	var tarball []byte
+	if oci {
+		tarball, err = images.BuildImage(name, layers, config)
+	} else {
+		tarball, err = images.BuildDockerArchive(name, layers, config)
+	}
+	if err != nil {
+		t.Fatalf("building image %s: %v", name, err)
+	}
+	if !oci {
+		return tarball
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarball)
+	zw.Close()
+	return gz.Bytes()
+}
+
+// eventually retries check until it returns nil or timeout passes, then fails with its error.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

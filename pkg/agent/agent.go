@@ -1,0 +1,150 @@
+// Package agent brings up a node in this process: the runtime bundle, containerd, the local
+// images, the kubelet, kube-proxy and the pod network configuration.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+
+	containerdclient "github.com/containerd/containerd/v2/client"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
+	"github.com/ketch-k8s/ketch/pkg/agent/cni"
+	"github.com/ketch-k8s/ketch/pkg/agent/containerd"
+	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/component"
+	"github.com/ketch-k8s/ketch/pkg/images"
+	"github.com/ketch-k8s/ketch/pkg/pki"
+)
+
+// Config is what a node is brought up with.
+type Config struct {
+	NodeName      string
+	NodeIPs       []net.IP
+	DataDir       string // ketch's data dir; the node's state is under <DataDir>/agent
+	RunDir        string
+	ClusterCIDR   *net.IPNet
+	ClusterDNS    net.IP
+	ClusterDomain string
+	Certs         *pki.Node
+	Host          *hostcheck.Host
+	Labels        []string
+	Taints        []string
+	KubeletArgs   []string
+	KubeProxyArgs []string
+	// Log receives containerd's log.
+	Log io.Writer
+}
+
+// Agent is a running node.
+type Agent struct {
+	Components []*component.Component
+	containerd *containerd.Containerd
+	client     *containerdclient.Client
+}
+
+// Start brings the node up and returns once its components run; the node registers and turns
+// Ready on its own afterwards.
+func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	agentDir := filepath.Join(cfg.DataDir, "agent")
+	binDir, err := bundle.Unpack(filepath.Join(cfg.DataDir, "data"))
+	if err != nil {
+		return nil, fmt.Errorf("unpacking the runtime bundle: %w", err)
+	}
+	pauseName, pauseTar, err := images.PauseImage()
+	if err != nil {
+		return nil, err
+	}
+	ctrd, err := containerd.Start(ctx, containerd.Config{
+		DataDir: cfg.DataDir, RunDir: cfg.RunDir, BinDir: binDir, SandboxImage: pauseName,
+		SystemdCgroup:       cfg.Host.CgroupDriver == hostcheck.CgroupDriverSystemd,
+		RestrictOOMScoreAdj: cfg.Host.RestrictOOMScoreAdj, Log: cfg.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("containerd: %w", err)
+	}
+	a := &Agent{containerd: ctrd}
+	defer func() {
+		if err != nil {
+			a.Stop()
+		}
+	}()
+	a.client, err = containerdclient.New(ctrd.Address())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to containerd: %w", err)
+	}
+	if _, err := images.Ensure(ctx, a.client, pauseName, bytes.NewReader(pauseTar), images.WithPinned()); err != nil {
+		return nil, fmt.Errorf("importing the pause image: %w", err)
+	}
+	// A bad tarball is reported, not fatal: the node is useful without the user's images.
+	if results, err := images.ImportDir(ctx, a.client, filepath.Join(agentDir, "images")); err != nil {
+		klog.ErrorS(err, "Importing images", "dir", filepath.Join(agentDir, "images"))
+	} else {
+		for _, r := range results {
+			klog.V(2).InfoS("Image tarball", "result", r)
+		}
+	}
+
+	etc := filepath.Join(agentDir, "etc")
+	kubelet, err := StartKubelet(ctx, Kubelet{
+		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: filepath.Join(agentDir, "kubelet"),
+		ConfigFile: filepath.Join(etc, "kubelet", "config.yaml"), Kubeconfig: cfg.Certs.KubeletKubeconfig,
+		ClientCA: cfg.Certs.ClientCA, ServingCert: cfg.Certs.KubeletServingCert, ServingKey: cfg.Certs.KubeletServingKey,
+		RuntimeEndpoint: "unix://" + ctrd.Address(), ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		CgroupDriver: cfg.Host.CgroupDriver, CgroupV1: cfg.Host.CgroupVersion == 1,
+		Labels: cfg.Labels, Taints: cfg.Taints, ExtraArgs: cfg.KubeletArgs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Components = append(a.Components, kubelet)
+	proxy, err := StartKubeProxy(ctx, KubeProxy{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIPs[0], ConfigFile: filepath.Join(etc, "kube-proxy", "config.yaml"),
+		Kubeconfig: cfg.Certs.KubeProxyKubeconfig, ClusterCIDR: cfg.ClusterCIDR, ExtraArgs: cfg.KubeProxyArgs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Components = append(a.Components, proxy)
+
+	client, err := nodeClient(cfg.Certs.KubeletKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		cidrs, err := cni.WaitPodCIDRs(ctx, client, cfg.NodeName)
+		if err == nil {
+			err = cni.Bridge{
+				ConfDir: ctrd.Paths().CNIConfDir, IPAMDir: filepath.Join(agentDir, "cni", "networks"),
+				Bridge: "cni0", PodCIDRs: cidrs,
+			}.Write()
+		}
+		if err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "Configuring the pod network")
+		}
+	}()
+	return a, nil
+}
+
+// Stop stops containerd; the containers and their shims keep running until the next start.
+func (a *Agent) Stop() {
+	if a.client != nil {
+		a.client.Close()
+	}
+	a.containerd.Stop()
+}
+
+func nodeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
+	}
+	return kubernetes.NewForConfig(rc)
+}

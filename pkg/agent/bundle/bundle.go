@@ -1,0 +1,236 @@
+// Package bundle carries the programs that cannot be linked into the static ketch binary (runc,
+// which needs cgo and libseccomp; the CNI plugins, whose mains cannot be imported) and unpacks
+// them at start. (The pause program is not one of them: it runs only inside the pause image,
+// which pkg/images builds.)
+//
+// build/bundle.mk builds them at the versions pinned in go.mod into bin/ as gzip files plus a
+// SHA256SUMS file of their uncompressed contents; this package embeds that directory. A plain
+// `go build` embeds only bin/.keep: such a binary compiles and runs, but Unpack fails.
+package bundle
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+//go:embed all:bin
+var embedded embed.FS
+
+// SumsFile names the checksum list in bin/: "<sha256 hex>  <name>" per line (sha256sum's
+// format), for the uncompressed contents of bin/<name>.gz.
+const SumsFile = "SHA256SUMS"
+
+// ErrNotBuilt is returned by Unpack when the binary was built without the bundle.
+var ErrNotBuilt = errors.New("built without the runtime bundle (runc, CNI plugins); build with make")
+
+// Bundle is a set of compressed programs and their checksums.
+type Bundle struct {
+	fsys fs.FS // holds SHA256SUMS and <name>.gz
+	sums []entry
+	hash string // sha256 of SHA256SUMS: names the unpack directory
+}
+
+type entry struct {
+	name string
+	sum  string // hex sha256 of the uncompressed file
+}
+
+// Embedded returns the bundle carried in this binary, or ErrNotBuilt.
+func Embedded() (*Bundle, error) {
+	sub, err := fs.Sub(embedded, "bin")
+	if err != nil {
+		return nil, fmt.Errorf("runtime bundle: %w", err)
+	}
+	return Open(sub)
+}
+
+// Open reads a bundle from fsys (SHA256SUMS and <name>.gz files). Tests and tools use it on a
+// bundle directory; the agent uses Embedded.
+func Open(fsys fs.FS) (*Bundle, error) {
+	raw, err := fs.ReadFile(fsys, SumsFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotBuilt
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime bundle: reading %s: %w", SumsFile, err)
+	}
+	sums, err := parseSums(raw)
+	if err != nil {
+		return nil, fmt.Errorf("runtime bundle: %s: %w", SumsFile, err)
+	}
+	h := sha256.Sum256(raw)
+	return &Bundle{fsys: fsys, sums: sums, hash: hex.EncodeToString(h[:])}, nil
+}
+
+func parseSums(raw []byte) ([]entry, error) {
+	var sums []entry
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("line %d: want \"<sha256>  <name>\", got %q", n, line)
+		}
+		sum, name := strings.ToLower(f[0]), strings.TrimPrefix(f[1], "*")
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("line %d: bad sha256 %q", n, f[0])
+		}
+		// Names become file names in the unpack directory: no paths, nothing hidden.
+		if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+			return nil, fmt.Errorf("line %d: bad name %q", n, f[1])
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("line %d: %q listed twice", n, name)
+		}
+		seen[name] = true
+		sums = append(sums, entry{name: name, sum: sum})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(sums) == 0 {
+		return nil, errors.New("lists no files")
+	}
+	sort.Slice(sums, func(i, j int) bool { return sums[i].name < sums[j].name })
+	return sums, nil
+}
+
+// Hash is the sha256 (hex) of the bundle's SHA256SUMS: it changes whenever any program does,
+// and names the directory Unpack writes to.
+func (b *Bundle) Hash() string { return b.hash }
+
+// Names lists the programs in the bundle, sorted.
+func (b *Bundle) Names() []string {
+	names := make([]string, len(b.sums))
+	for i, e := range b.sums {
+		names[i] = e.name
+	}
+	return names
+}
+
+// Unpack unpacks the embedded bundle under dir; see (*Bundle).Unpack.
+func Unpack(dir string) (binDir string, err error) {
+	b, err := Embedded()
+	if err != nil {
+		return "", err
+	}
+	return b.Unpack(dir)
+}
+
+// Unpack writes the programs to <dir>/<hash>/bin/ with mode 0755 and returns that directory.
+// The directory is content-addressed, so an upgraded ketch unpacks beside the old bundle
+// (whose programs may still be running) instead of over it. Files already present with the
+// right checksum are kept; anything else there under a bundle name (a partial write, a
+// tampered file) is replaced. Every file is written to a temporary name and renamed into
+// place, so a concurrent reader or a crash never sees a partial program, and every checksum is
+// verified again after writing.
+func (b *Bundle) Unpack(dir string) (binDir string, err error) {
+	binDir = filepath.Join(dir, b.hash, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", fmt.Errorf("unpacking runtime bundle: %w", err)
+	}
+	for _, e := range b.sums {
+		target := filepath.Join(binDir, e.name)
+		if ok, _ := hasSum(target, e.sum); ok {
+			if err := os.Chmod(target, 0o755); err != nil {
+				return "", fmt.Errorf("unpacking runtime bundle: %w", err)
+			}
+			continue
+		}
+		if err := b.write(binDir, e); err != nil {
+			return "", fmt.Errorf("unpacking runtime bundle: %s: %w", e.name, err)
+		}
+	}
+	for _, e := range b.sums {
+		ok, err := hasSum(filepath.Join(binDir, e.name), e.sum)
+		if err != nil {
+			return "", fmt.Errorf("verifying runtime bundle: %w", err)
+		}
+		if !ok {
+			return "", fmt.Errorf("verifying runtime bundle: %s does not match its sha256 %s after unpacking", filepath.Join(binDir, e.name), e.sum)
+		}
+	}
+	return binDir, nil
+}
+
+// write decompresses one program next to its target, checks it while writing, and renames it
+// into place.
+func (b *Bundle) write(binDir string, e entry) (err error) {
+	src, err := b.fsys.Open(e.name + ".gz")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	zr, err := gzip.NewReader(src)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(binDir, "."+e.name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), zr); err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	if err := zr.Close(); err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != e.sum {
+		return fmt.Errorf("embedded file has sha256 %s, SHA256SUMS says %s (inconsistent build)", got, e.sum)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		return err
+	}
+	// Sync before the rename so that a crash cannot leave a renamed but empty program.
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(binDir, e.name))
+}
+
+// hasSum reports whether path is a regular file (not a symlink to one) with the given sha256.
+func hasSum(path, sum string) (bool, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return false, err
+	}
+	if !st.Mode().IsRegular() {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sum, nil
+}

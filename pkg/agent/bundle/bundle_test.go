@@ -1,0 +1,301 @@
+package bundle
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/fstest"
+)
+
+// embeddedOrSkip returns the real bundle, or skips when this test binary was built without
+// one (a plain `go test`; `make test` builds the bundle first).
+func embeddedOrSkip(t *testing.T) *Bundle {
+	t.Helper()
+	b, err := Embedded()
+	if errors.Is(err, ErrNotBuilt) {
+		t.Skip("no runtime bundle embedded: run `make bundle` (make test does) to test the real runc and CNI plugins")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sum(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
+}
+
+func gz(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// synthetic builds an in-memory bundle of shell scripts.
+func synthetic(t *testing.T, files map[string]string) *Bundle {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	var sums strings.Builder
+	for name, content := range files {
+		fsys[name+".gz"] = &fstest.MapFile{Data: gz(t, []byte(content))}
+		fmt.Fprintf(&sums, "%s  %s\n", sum([]byte(content)), name)
+	}
+	fsys[SumsFile] = &fstest.MapFile{Data: []byte(sums.String())}
+	b, err := Open(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// checkUnpacked verifies every program of b in binDir: regular, mode 0755, right checksum.
+func checkUnpacked(t *testing.T, b *Bundle, binDir string) {
+	t.Helper()
+	for _, e := range b.sums {
+		p := filepath.Join(binDir, e.name)
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Mode().IsRegular() || st.Mode().Perm() != 0o755 {
+			t.Errorf("%s: mode %v, want a regular file with 0755", p, st.Mode())
+		}
+		if ok, err := hasSum(p, e.sum); !ok || err != nil {
+			t.Errorf("%s: checksum mismatch (%v)", p, err)
+		}
+	}
+	// No temporary files are left behind.
+	ents, err := os.ReadDir(binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func TestNotBuilt(t *testing.T) {
+	_, err := Open(fstest.MapFS{".keep": &fstest.MapFile{}})
+	if !errors.Is(err, ErrNotBuilt) {
+		t.Fatalf("got %v, want ErrNotBuilt", err)
+	}
+	if !strings.Contains(err.Error(), "build with make") {
+		t.Errorf("error %q does not say how to fix it", err)
+	}
+	// The embedded bundle either is complete or says the same.
+	if _, err := Unpack(t.TempDir()); err != nil && !errors.Is(err, ErrNotBuilt) {
+		t.Errorf("Unpack of the embedded bundle: %v", err)
+	}
+}
+
+func TestBadSums(t *testing.T) {
+	good := sum([]byte("x"))
+	for name, sums := range map[string]string{
+		"empty":        "\n",
+		"one field":    good + "\n",
+		"short sum":    "abcd  runc\n",
+		"not hex":      strings.Repeat("z", 64) + "  runc\n",
+		"path":         good + "  ../runc\n",
+		"hidden":       good + "  .runc\n",
+		"listed twice": good + "  runc\n" + good + "  runc\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Open(fstest.MapFS{SumsFile: &fstest.MapFile{Data: []byte(sums)}}); err == nil || errors.Is(err, ErrNotBuilt) {
+				t.Errorf("got %v, want a parse error", err)
+			}
+		})
+	}
+}
+
+// TestInconsistentBuild: a .gz whose content does not match SHA256SUMS is refused and leaves
+// nothing under the bundle name.
+func TestInconsistentBuild(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.gz":   &fstest.MapFile{Data: gz(t, []byte("not what the sums say"))},
+		SumsFile: &fstest.MapFile{Data: []byte(sum([]byte("something else")) + "  a\n")},
+	}
+	b, err := Open(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := b.Unpack(dir); err == nil || !strings.Contains(err.Error(), "inconsistent build") {
+		t.Fatalf("got %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, b.Hash(), "bin"))
+	if len(ents) != 0 {
+		t.Errorf("left %d files behind", len(ents))
+	}
+}
+
+// TestSyntheticUnpack covers the unpack rules on a small bundle: content-addressed directory,
+// skipping good files, rewriting bad ones, and a new version beside the old.
+func TestSyntheticUnpack(t *testing.T) {
+	dir := t.TempDir()
+	v1 := synthetic(t, map[string]string{"hello": "#!/bin/sh\necho hello v1\n", "other": "#!/bin/sh\nexit 0\n"})
+	binDir, err := v1.Unpack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binDir != filepath.Join(dir, v1.Hash(), "bin") {
+		t.Errorf("binDir %s", binDir)
+	}
+	checkUnpacked(t, v1, binDir)
+	if out, err := exec.Command(filepath.Join(binDir, "hello")).Output(); err != nil || string(out) != "hello v1\n" {
+		t.Errorf("hello: %q %v", out, err)
+	}
+
+	// A wrong mode alone is repaired without rewriting.
+	before := inode(t, filepath.Join(binDir, "other"))
+	if err := os.Chmod(filepath.Join(binDir, "other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.Unpack(dir); err != nil {
+		t.Fatal(err)
+	}
+	if inode(t, filepath.Join(binDir, "other")) != before {
+		t.Error("a file with the right content was rewritten")
+	}
+	checkUnpacked(t, v1, binDir)
+
+	// A symlink under a bundle name is replaced by the real file, even if it points at one
+	// with the right content.
+	elsewhere := filepath.Join(t.TempDir(), "hello")
+	if err := os.WriteFile(elsewhere, []byte("#!/bin/sh\necho hello v1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(binDir, "hello"))
+	if err := os.Symlink(elsewhere, filepath.Join(binDir, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.Unpack(dir); err != nil {
+		t.Fatal(err)
+	}
+	checkUnpacked(t, v1, binDir)
+
+	// An upgrade goes beside the old version, which stays intact.
+	v2 := synthetic(t, map[string]string{"hello": "#!/bin/sh\necho hello v2\n", "other": "#!/bin/sh\nexit 0\n"})
+	if v2.Hash() == v1.Hash() {
+		t.Fatal("different bundles have the same hash")
+	}
+	binDir2, err := v2.Unpack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binDir2 == binDir {
+		t.Fatal("upgrade unpacked over the old bundle")
+	}
+	checkUnpacked(t, v1, binDir)
+	checkUnpacked(t, v2, binDir2)
+}
+
+// TestUnpack unpacks the real bundle that make built and runs its programs.
+func TestUnpack(t *testing.T) {
+	b := embeddedOrSkip(t)
+	// Exactly these: build/bundle.mk builds nothing else (pause is pkg/images' business).
+	if want := []string{"bridge", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
+		t.Errorf("bundle holds %v, want %v", b.Names(), want)
+	}
+	dir := t.TempDir()
+	binDir, err := Unpack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binDir != filepath.Join(dir, b.Hash(), "bin") {
+		t.Errorf("binDir %s, want %s", binDir, filepath.Join(dir, b.Hash(), "bin"))
+	}
+	checkUnpacked(t, b, binDir)
+
+	// The programs run: runc with seccomp support, the CNI plugins with their pinned version.
+	out, err := exec.Command(filepath.Join(binDir, "runc"), "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "runc version") || !strings.Contains(string(out), "libseccomp") {
+		t.Errorf("runc --version: %v: %s", err, out)
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		// Without CNI_COMMAND a plugin prints its version and exits non-zero.
+		out, _ := exec.Command(filepath.Join(binDir, p)).CombinedOutput()
+		if !strings.Contains(string(out), "CNI") || strings.Contains(string(out), "version unknown") {
+			t.Errorf("%s: %s", p, out)
+		}
+	}
+
+	// A second unpack keeps every file (same inodes).
+	inodes := map[string]uint64{}
+	for _, n := range b.Names() {
+		inodes[n] = inode(t, filepath.Join(binDir, n))
+	}
+	if _, err := Unpack(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range b.Names() {
+		if inode(t, filepath.Join(binDir, n)) != inodes[n] {
+			t.Errorf("%s was rewritten although it was intact", n)
+		}
+	}
+}
+
+// TestTamper corrupts, truncates and removes unpacked programs; Unpack detects each and
+// restores the original.
+func TestTamper(t *testing.T) {
+	b := embeddedOrSkip(t)
+	dir := t.TempDir()
+	binDir, err := b.Unpack(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runc := filepath.Join(binDir, "runc")
+	f, err := os.OpenFile(runc, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("tampered"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Truncate(filepath.Join(binDir, "bridge"), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(binDir, "portmap")); err != nil {
+		t.Fatal(err)
+	}
+	before := inode(t, runc)
+	if _, err := b.Unpack(dir); err != nil {
+		t.Fatal(err)
+	}
+	if inode(t, runc) == before {
+		t.Error("corrupted runc was not replaced")
+	}
+	checkUnpacked(t, b, binDir)
+	if out, err := exec.Command(runc, "--version").CombinedOutput(); err != nil {
+		t.Errorf("restored runc: %v: %s", err, out)
+	}
+}

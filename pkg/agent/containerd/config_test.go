@@ -1,0 +1,219 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/log"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
+	"github.com/sirupsen/logrus"
+	"k8s.io/klog/v2"
+)
+
+// TestConfig writes the config file, loads it as containerd does and decodes every plugin's
+// section into that plugin's own config type, strictly: a misspelt or misplaced key would be
+// ignored by containerd with a warning, and fails here.
+func TestConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, RunDir: "/run/ketch", BinDir: filepath.Join(dir, "bin"), SandboxImage: "localhost/ketch/pause:x", RestrictOOMScoreAdj: true, SystemdCgroup: true}
+	p := PathsFor(cfg)
+	if err := writeConfig(p.ConfigFile, configTOML(cfg, p)); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(p.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s:\n%s", p.ConfigFile, text)
+
+	var logs bytes.Buffer
+	logrus.SetOutput(&logs)
+	defer logrus.SetOutput(os.Stderr)
+	ctx := context.Background()
+	config, err := loadConfig(ctx, p.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if config.Root != p.Root || config.State != p.State || config.Version != configVersion {
+		t.Errorf("root %q state %q version %d", config.Root, config.State, config.Version)
+	}
+	decoded := map[string]any{}
+	for _, r := range registry.Graph(func(*plugin.Registration) bool { return false }) {
+		if r.Config == nil {
+			continue
+		}
+		v, err := config.Decode(log.WithLogger(ctx, log.L), r.URI(), r.Config)
+		if err != nil {
+			t.Errorf("%s: %v", r.URI(), err)
+		}
+		decoded[r.URI()] = v
+	}
+	for id := range config.Plugins {
+		if _, ok := decoded[id]; !ok {
+			t.Errorf("config has a section for %s, which is not a plugin with a config", id)
+		}
+	}
+	if strings.Contains(logs.String(), "unknown key") || strings.Contains(logs.String(), "migrated") {
+		t.Errorf("containerd complained:\n%s", logs.String())
+	}
+
+	// Spot-check the values through the plugins' own types (their JSON names).
+	check := func(id string, want map[string]any) {
+		t.Helper()
+		b, err := json.Marshal(decoded[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		for path, w := range want {
+			var v any = got
+			for _, k := range strings.Split(path, ".") {
+				m, _ := v.(map[string]any)
+				v = m[k]
+			}
+			if gb, _ := json.Marshal(v); string(gb) != mustJSON(t, w) {
+				t.Errorf("%s: %s = %s, want %s", id, path, gb, mustJSON(t, w))
+			}
+		}
+	}
+	check("io.containerd.cri.v1.runtime", map[string]any{
+		"restrictOOMScoreAdj":                            true,
+		"enableUnprivilegedPorts":                        true,
+		"enableUnprivilegedICMP":                         true,
+		"cni.binDirs":                                    []string{cfg.BinDir},
+		"cni.confDir":                                    p.CNIConfDir,
+		"containerd.defaultRuntimeName":                  "runc",
+		"containerd.runtimes.runc.runtimeType":           "io.containerd.runc.v2",
+		"containerd.runtimes.runc.options.BinaryName":    filepath.Join(cfg.BinDir, "runc"),
+		"containerd.runtimes.runc.options.SystemdCgroup": true,
+		"containerd.runtimes.runc.options.Root":          p.RuncRoot,
+		"tolerateMissingHugetlbController":               true,
+	})
+	check("io.containerd.cri.v1.images", map[string]any{
+		"snapshotter":           "overlayfs",
+		"pinned_images.sandbox": cfg.SandboxImage,
+		"registry.configPath":   p.CertsDir,
+	})
+	if len(config.DisabledPlugins) != len(disabledPlugins) {
+		t.Errorf("disabled plugins %v", config.DisabledPlugins)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestStartRejects(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	for name, cfg := range map[string]Config{
+		"no data dir":    {BinDir: bin, SandboxImage: "x"},
+		"no bin dir":     {DataDir: dir, SandboxImage: "x"},
+		"no pause image": {DataDir: dir, BinDir: bin},
+		"long run dir":   {DataDir: dir, BinDir: bin, SandboxImage: "x", RunDir: "/run/" + strings.Repeat("x", 40)},
+		"no runc in bin": {DataDir: dir, BinDir: bin, SandboxImage: "x", RunDir: "/run/k"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if c, err := Start(context.Background(), cfg); err == nil {
+				c.Stop()
+				t.Fatal("started")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+func TestShimDispatch(t *testing.T) {
+	args, env := os.Args, os.Getenv(shimEnv)
+	defer func() { os.Args = args; os.Setenv(shimEnv, env) }()
+	os.Unsetenv(shimEnv)
+	for argv0, want := range map[string]bool{
+		"/var/lib/ketch/data/abc/bin/containerd-shim-runc-v2": true,
+		"containerd-shim-runc-v2":                             true,
+		"/usr/local/bin/ketch":                                false,
+		"containerd-shim-runc-v2x":                            false,
+	} {
+		os.Args = []string{argv0}
+		if IsShim() != want {
+			t.Errorf("IsShim with argv[0] %q = %t", argv0, !want)
+		}
+	}
+	// The shim daemon, re-executed as the plain binary, is recognised by its environment.
+	os.Args = []string{"/usr/local/bin/ketch", "-namespace", "k8s.io"}
+	os.Setenv(shimEnv, "1")
+	if !IsShim() {
+		t.Error("the re-executed shim daemon is not recognised")
+	}
+}
+
+func TestLinkShimAndPath(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stale link (an older ketch elsewhere) is replaced.
+	if err := os.Symlink("/nonexistent/old-ketch", filepath.Join(dir, ShimName)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := linkShim(dir); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.Readlink(filepath.Join(dir, ShimName)); got != self {
+			t.Errorf("link points to %q, want %q", got, self)
+		}
+	}
+	path := os.Getenv("PATH")
+	defer os.Setenv("PATH", path)
+	os.Setenv("PATH", "/usr/bin:"+dir+":/bin")
+	if err := prependPath(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := os.Getenv("PATH"); got != dir+":/usr/bin:/bin" {
+		t.Errorf("PATH %q", got)
+	}
+	os.Setenv("PATH", "")
+	prependPath(dir)
+	if got := os.Getenv("PATH"); !strings.HasPrefix(got, dir+":") || !strings.Contains(got, "/usr/sbin") {
+		t.Errorf("PATH from empty %q", got)
+	}
+}
+
+// TestPreserveKlog: the CRI plugin's klog reconfiguration is undone.
+func TestPreserveKlog(t *testing.T) {
+	restore := preserveKlog()
+	fs := newKlogFlags()
+	before := fs.Lookup("v").Value.String()
+	fs.Set("v", "7")
+	fs.Set("logtostderr", "false")
+	if !klog.V(7).Enabled() {
+		t.Fatal("could not change klog's verbosity")
+	}
+	restore()
+	if got := fs.Lookup("v").Value.String(); got != before || klog.V(7).Enabled() {
+		t.Errorf("v = %s after restore, want %s", got, before)
+	}
+}
+
+func newKlogFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	return fs
+}

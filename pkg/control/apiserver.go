@@ -1,0 +1,71 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/ketch-k8s/ketch/pkg/component"
+)
+
+// StartAPIServer runs kube-apiserver on the datastore's unix socket. It does not use the
+// upstream cobra command, which installs a process-wide signal handler that only one component
+// may install: the process shuts down through ctx instead.
+func StartAPIServer(ctx context.Context, c Config) (*component.Component, error) {
+	s, certs := c.Server, c.Certs
+	issuer := "https://kubernetes.default.svc." + s.ClusterDomain
+	defaults := map[string]string{
+		"advertise-address":                  s.NodeIPs[0].String(),
+		"allow-privileged":                   "true",
+		"anonymous-auth":                     "false",
+		"api-audiences":                      issuer,
+		"authorization-mode":                 "Node,RBAC",
+		"bind-address":                       s.BindAddress.String(),
+		"client-ca-file":                     certs.ClientCA,
+		"enable-admission-plugins":           "NodeRestriction",
+		"etcd-servers":                       "unix://" + s.DatastoreSocket(),
+		"kubelet-certificate-authority":      certs.ServerCA,
+		"kubelet-client-certificate":         certs.KubeletClientCert,
+		"kubelet-client-key":                 certs.KubeletClientKey,
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"profiling":                          "false",
+		"proxy-client-cert-file":             certs.FrontProxyClientCert,
+		"proxy-client-key-file":              certs.FrontProxyClientKey,
+		"requestheader-allowed-names":        "system:auth-proxy",
+		"requestheader-client-ca-file":       certs.RequestHeaderCA,
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"secure-port":                        strconv.Itoa(s.HTTPSPort),
+		"service-account-issuer":             issuer,
+		"service-account-key-file":           certs.ServiceAccountPub,
+		"service-account-signing-key-file":   certs.ServiceAccountKey,
+		"service-cluster-ip-range":           s.ServiceCIDR.String(),
+		"service-node-port-range":            "30000-32767",
+		// The in-process kubelet keeps its watches open until the process ends; without a grace
+		// period kube-apiserver would wait its whole request timeout (60 s) for them at shutdown.
+		"shutdown-watch-termination-grace-period": "1s",
+		"storage-backend":                         "etcd3",
+		"tls-cert-file":                           certs.APIServerCert,
+		"tls-private-key-file":                    certs.APIServerKey,
+	}
+	opts := apiserveroptions.NewServerRunOptions()
+	if err := parseFlags("kube-apiserver", opts.Flags(), component.Args(defaults, s.APIServerArgs)); err != nil {
+		return nil, err
+	}
+	if err := opts.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	completed, err := opts.Complete(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	return component.Start("kube-apiserver", func() error { return apiserver.Run(ctx, completed) }), nil
+}
