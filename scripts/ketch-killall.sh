@@ -43,15 +43,12 @@ for shim in $(pgrep -f -- " -id [0-9a-f]+ .*-address $socket( |$)" || true); do
   done
 done
 
-# 3. Mounts under the node's dirs, deepest first; and the pod network namespaces.
+# 3. Mounts under the node's dirs, deepest first: volumes, overlay root file systems and the
+# pods' network namespaces (containerd keeps them under the run dir).
 for dir in "$data_dir" "$run_dir"; do
   awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null
   done
-done
-for ns in /var/run/netns/cni-*; do
-  [[ -e $ns ]] || continue
-  ip netns delete "$(basename "$ns")" 2>/dev/null || { umount -l "$ns" 2>/dev/null; rm -f "$ns"; }
 done
 
 # 4. Links the pod network created.

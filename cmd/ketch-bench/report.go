@@ -195,9 +195,15 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// writeSection replaces the text between the markers in path, creating the file or the
-// markers if needed, and leaves everything else in the file byte for byte as it was.
+// writeSection replaces the text between the datastore markers in path, creating the file or
+// the markers if needed, and leaves everything else in the file byte for byte as it was.
 func writeSection(path, section string) error {
+	return writeMarkedSection(path, beginMarker, endMarker, section)
+}
+
+// writeMarkedSection is writeSection for any pair of markers, so each benchmark owns its own
+// section of the same file.
+func writeMarkedSection(path, beginMarker, endMarker, section string) error {
 	block := beginMarker + "\n" + section + endMarker
 	old, err := os.ReadFile(path)
 	mode := fs.FileMode(0o644)

@@ -45,7 +45,7 @@ func newServer(t *testing.T, args ...string) *server {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: ketch server runs containers")
 	}
-	lockHost(t)
+	testutil.LockHost(t)
 	// The run dir holds containerd's shim sockets, whose paths must stay short.
 	runDir, err := os.MkdirTemp("/tmp", "ketch-e2e-run-")
 	if err != nil {
@@ -62,22 +62,6 @@ func newServer(t *testing.T, args ...string) *server {
 	}
 	t.Cleanup(s.cleanup)
 	return s
-}
-
-// hostLock is taken by everything that runs a node on this machine (tests, benchmarks): one
-// node owns the fixed ports, the cni0 bridge and the iptables chains at a time.
-const hostLock = "/tmp/ketch-host.lock"
-
-func lockHost(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("locking %s: %v", hostLock, err)
-	}
-	t.Cleanup(func() { f.Close() })
 }
 
 // start starts the server and waits until it reports the node Ready.

@@ -67,6 +67,9 @@ func configTOML(cfg Config, p Paths) map[string]any {
 				// Hosts without the hugetlb controller (like the cgroup v1 build machines) must
 				// still run pods.
 				"tolerate_missing_hugetlb_controller": true,
+				// Pod network namespaces live under this node's run dir, not /var/run/netns:
+				// several nodes can share a machine, and cleanup finds a node's own.
+				"netns_mounts_under_state_dir": true,
 				"containerd": map[string]any{
 					"default_runtime_name": "runc",
 					"runtimes": map[string]any{

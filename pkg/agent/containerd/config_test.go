@@ -98,6 +98,7 @@ func TestConfig(t *testing.T) {
 		"containerd.runtimes.runc.options.SystemdCgroup": true,
 		"containerd.runtimes.runc.options.Root":          p.RuncRoot,
 		"tolerateMissingHugetlbController":               true,
+		"netnsMountsUnderStateDir":                       true,
 	})
 	check("io.containerd.cri.v1.images", map[string]any{
 		"snapshotter":           "overlayfs",

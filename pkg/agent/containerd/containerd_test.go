@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ketch-k8s/ketch/internal/testutil"
+
 	"github.com/containerd/containerd/v2/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
@@ -100,6 +102,7 @@ func newNode(t *testing.T) *node {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs containerd, runc, overlayfs mounts, network namespaces and a bridge")
 	}
+	testutil.LockHost(t)
 	b, err := bundle.Embedded()
 	if errors.Is(err, bundle.ErrNotBuilt) {
 		t.Skip("no runtime bundle embedded: run `make bundle` (make test does) for runc and the CNI plugins")
