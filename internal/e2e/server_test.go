@@ -186,7 +186,7 @@ func TestServer(t *testing.T) {
 			t.Errorf("admin kubeconfig mode %v, want 0600", fi.Mode().Perm())
 		}
 		out := s.kubectl("get", "nodes")
-		if !regexp.MustCompile(`ketch-e2e\s+Ready`).MatchString(out) {
+		if !regexp.MustCompile(`ketch-e2e\s+Ready\s+control-plane\s`).MatchString(out) {
 			t.Errorf("kubectl get nodes:\n%s", out)
 		}
 		for _, phase := range []string{"datastore ready", "apiserver ready", "node registered", "node Ready"} {

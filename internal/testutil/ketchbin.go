@@ -2,10 +2,11 @@
 package testutil
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -59,8 +60,22 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// RepoRoot returns the root of this checkout.
+// RepoRoot returns the root of this checkout: the nearest directory above the working
+// directory (go test runs in the package's directory) whose go.mod is ketch's. The source
+// path from runtime.Caller would not do: the Makefile builds with -trimpath.
 func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(fmt.Sprintf("testutil: working directory: %v", err))
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module "+modulePath+"\n")) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			panic(fmt.Sprintf("testutil: no %s checkout above %s", modulePath, dir))
+		}
+	}
 }
+
+const modulePath = "github.com/ketch-k8s/ketch"

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -158,6 +159,9 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		return err
 	}
 	p.phase("node registered")
+	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
+		return err
+	}
 	if err := waitNode(ctx, client, cfg.NodeName, components, nodeReady); err != nil {
 		return err
 	}
@@ -176,6 +180,16 @@ func adminClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
 	}
 	return kubernetes.NewForConfig(rc)
+}
+
+// labelControlPlane marks the server's node as kubeadm and k3s do; the kubelet may not set
+// node-role labels on itself (NodeRestriction), so the server does.
+func labelControlPlane(ctx context.Context, client kubernetes.Interface, name string) error {
+	patch := []byte(`{"metadata":{"labels":{"node-role.kubernetes.io/control-plane":"true"}}}`)
+	if _, err := client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("labelling node %s as control plane: %w", name, err)
+	}
+	return nil
 }
 
 func nodeReady(n *corev1.Node) bool {
