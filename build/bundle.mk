@@ -2,9 +2,11 @@
 # into the static ketch binary (see pkg/agent/bundle). Versions come from the `tool` directives
 # in go.mod. Include this file from the Makefile; it expects GO to be set.
 #
-# Builds pkg/agent/bundle/bin/<name>.gz for each program plus SHA256SUMS (of the uncompressed
-# programs). runc needs cgo and libseccomp (Debian: libseccomp-dev pkg-config); it is linked
-# statically so that a host needs no libseccomp or particular libc. Everything else is
+# Builds pkg/agent/bundle/bin/programs.tar.zst (needs the zstd command) plus SHA256SUMS (of the
+# programs): runc, containerd's runc shim (one process per pod, so it must be small, not a
+# role of the ketch binary) and the CNI plugins. runc needs cgo and libseccomp (Debian:
+# libseccomp-dev pkg-config); it is linked statically so that a host needs no libseccomp or
+# particular libc. Everything else is
 # CGO_ENABLED=0. The recipe needs bash; it sets SHELL for itself, so that
 # `make -f build/bundle.mk bundle` works on its own too.
 
@@ -16,6 +18,7 @@ BUNDLE_CNI := \
 	github.com/containernetworking/plugins/plugins/ipam/host-local \
 	github.com/containernetworking/plugins/plugins/main/loopback \
 	github.com/containernetworking/plugins/plugins/meta/portmap
+BUNDLE_SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
 # Static PIE where the C library supports it (as runc's own `make static` does), plain static
 # elsewhere.
@@ -29,6 +32,8 @@ BUNDLE_RUNC_TAGS := seccomp urfave_cli_no_docs netgo osusergo
 # The CNI plugins report their version (`bridge version`) from this variable.
 BUNDLE_CNI_LDFLAGS = -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(shell $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
 
+BUNDLE_SHIM_LDFLAGS = -X github.com/containerd/containerd/v2/version.Version=$(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+
 .PHONY: bundle bundle-clean
 
 bundle: $(BUNDLE_DIR)/SHA256SUMS
@@ -41,19 +46,23 @@ $(BUNDLE_DIR)/SHA256SUMS: go.mod go.sum build/bundle.mk
 	@set -euo pipefail; \
 	command -v pkg-config >/dev/null && pkg-config --exists libseccomp || \
 		{ echo "bundle: runc needs libseccomp: apt-get install libseccomp-dev pkg-config" >&2; exit 1; }; \
+	command -v zstd >/dev/null || { echo "bundle: needs zstd: apt-get install zstd" >&2; exit 1; }; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "bundle: runc"; \
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "$(BUNDLE_RUNC_TAGS)" $(BUNDLE_RUNC_LINK) -o "$$tmp/runc" $(BUNDLE_RUNC); \
+	echo "bundle: containerd-shim-runc-v2"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_SHIM_LDFLAGS)" -o "$$tmp/containerd-shim-runc-v2" $(BUNDLE_SHIM); \
 	for pkg in $(BUNDLE_CNI); do \
 		echo "bundle: $$(basename $$pkg)"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_CNI_LDFLAGS)" -o "$$tmp/$$(basename $$pkg)" $$pkg; \
 	done; \
-	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/*.gz; \
+	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/programs.tar.zst; \
 	cd "$$tmp"; names=$$(ls); \
-	for n in $$names; do gzip -n -9 -c "$$n" > "$(CURDIR)/$(BUNDLE_DIR)/$$n.gz"; done; \
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - $$names | \
+		zstd -q --ultra -22 --long=26 -o "$(CURDIR)/$(BUNDLE_DIR)/programs.tar.zst"; \
 	sha256sum $$names > "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS.tmp"; \
 	mv "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS.tmp" "$(CURDIR)/$(BUNDLE_DIR)/SHA256SUMS"; \
-	echo "bundle: $$(du -ch $(CURDIR)/$(BUNDLE_DIR)/*.gz | tail -1 | cut -f1) compressed in $(BUNDLE_DIR)"
+	echo "bundle: $$(du -h $(CURDIR)/$(BUNDLE_DIR)/programs.tar.zst | cut -f1) compressed in $(BUNDLE_DIR)/programs.tar.zst"
 
 bundle-clean:
-	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/SHA256SUMS.tmp $(BUNDLE_DIR)/*.gz
+	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/SHA256SUMS.tmp $(BUNDLE_DIR)/programs.tar.zst

@@ -39,7 +39,7 @@ go version >/dev/null || die "go does not run"
 # kube-proxy and the CNI plugins. Testing: tmpfs and FUSE mounts (util-linux's mount; the
 # kernel's /dev/fuse), busybox-static for test images, and Debian's containerd for the image
 # import tests, which use it as a daemon independent of ketch's own.
-apt_install util-linux procps iproute2 libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc
+apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc
 [[ -e /dev/fuse ]] || echo "install-deps: note: /dev/fuse is missing; the failed-fsync test will be skipped" >&2
 
 cd "$repo"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops ketch and everything it started on this host: the ketch process, the containerd shims
-# and the containers under them, their mounts and network namespaces, the pod network links and
-# the iptables chains of kube-proxy and the CNI plugins. Data in the data dir is kept.
+# and the containers under them, their mounts, network namespaces and cgroups, the pod network
+# links and the iptables chains of kube-proxy and the CNI plugins. Data in the data dir is kept,
+# and so are the pods' logs under /var/log/pods, as with k3s.
 #
 # Environment (for several nodes on one machine, or tests): KETCH_DATA_DIR (default
 # /var/lib/ketch), KETCH_RUN_DIR (default /run/ketch).
@@ -23,7 +24,7 @@ descendants() {
 }
 
 # 1. ketch itself: SIGTERM, then SIGKILL after 20 s.
-pids=$(pgrep -f -- "ketch (server|agent) .*(--data-dir[ =]$data_dir|-d $data_dir)" || true)
+pids=$(pgrep -f -- "^[^ ]*ketch (server|agent) (.* )?(--data-dir[ =]|-d )$data_dir( |$)" || true)
 if [[ -z $pids && $data_dir == /var/lib/ketch ]]; then
   pids=$(pgrep -x ketch || true)
 fi
@@ -64,6 +65,21 @@ for cmd in iptables ip6tables; do
   if grep -qE -- "$chains" <<<"$rules"; then
     grep -vE -- "$chains" <<<"$rules" | "$cmd-restore"
   fi
+done
+
+# 6. The pods' cgroups, in every hierarchy: kill what is left in them, then remove them deepest
+# first. (cgroupfs driver: kubepods; systemd driver: kubepods.slice.)
+for root in /sys/fs/cgroup /sys/fs/cgroup/*; do
+  for top in "$root/kubepods" "$root/kubepods.slice"; do
+    [[ -d $top ]] || continue
+    for _ in 1 2 3; do
+      pids=$(find "$top" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+      [[ -z $pids ]] && break
+      kill -KILL $pids 2>/dev/null
+      sleep 0.2
+    done
+    find "$top" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
 done
 
 rm -rf "$run_dir"

@@ -11,17 +11,12 @@ import (
 	"github.com/urfave/cli/v2"
 	k8sversion "k8s.io/component-base/version"
 
-	"github.com/ketch-k8s/ketch/pkg/agent/containerd"
 	"github.com/ketch-k8s/ketch/pkg/server"
 	"github.com/ketch-k8s/ketch/pkg/version"
 )
 
 func main() {
-	// ketch is also the programs other programs run by name.
-	if containerd.IsShim() {
-		containerd.ShimMain()
-		return
-	}
+	// ketch is also the programs users run by name.
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":
 		os.Exit(runKubectl(os.Args[1:]))

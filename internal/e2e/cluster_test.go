@@ -191,6 +191,12 @@ func (s *server) cleanup() {
 	if out, _ := exec.Command("pgrep", "-f", s.runDir).Output(); len(bytes.TrimSpace(out)) > 0 {
 		leftovers = append(leftovers, "processes: "+strings.Join(strings.Fields(string(out)), ","))
 	}
+	if cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods*"); len(cgroups) > 0 {
+		leftovers = append(leftovers, "cgroups: "+strings.Join(cgroups, ", "))
+	}
+	if cgroups, _ := filepath.Glob("/sys/fs/cgroup/kubepods*"); len(cgroups) > 0 {
+		leftovers = append(leftovers, "cgroups: "+strings.Join(cgroups, ", "))
+	}
 	if _, err := net.InterfaceByName("cni0"); err == nil {
 		leftovers = append(leftovers, "link cni0")
 	}

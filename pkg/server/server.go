@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
 		return err
 	}
-	if err := waitNode(ctx, client, cfg.NodeName, components, nodeReady); err != nil {
+	if err := waitNode(ctx, client, cfg.NodeName, components, readySince(start)); err != nil {
 		return err
 	}
 	p.phase("node Ready")
@@ -192,13 +192,19 @@ func labelControlPlane(ctx context.Context, client kubernetes.Interface, name st
 	return nil
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+// readySince is whether the node's kubelet has reported it Ready since t: after a restart the
+// Node still carries the previous run's Ready condition until the kubelet's first heartbeat.
+// Heartbeat times have a resolution of one second.
+func readySince(t time.Time) func(*corev1.Node) bool {
+	t = t.Truncate(time.Second)
+	return func(n *corev1.Node) bool {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(t)
+			}
 		}
+		return false
 	}
-	return false
 }
 
 // waitNode waits until the node exists and satisfies ok, failing early if a component stops.
@@ -239,10 +245,13 @@ func waitAny(ctx context.Context, components []*component.Component) error {
 	case <-ctx.Done():
 		return nil
 	case err := <-stopped:
-		if ctx.Err() != nil {
-			return nil // a component that stops as the server stops
+		// The kubelet handles SIGTERM itself and may stop a moment before ctx ends.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+			return err
 		}
-		return err
 	}
 }
 

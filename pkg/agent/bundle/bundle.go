@@ -1,17 +1,19 @@
 // Package bundle carries the programs that cannot be linked into the static ketch binary (runc,
-// which needs cgo and libseccomp; the CNI plugins, whose mains cannot be imported) and unpacks
-// them at start. (The pause program is not one of them: it runs only inside the pause image,
-// which pkg/images builds.)
+// which needs cgo and libseccomp; the CNI plugins, whose mains cannot be imported; containerd's
+// runc shim, which runs once per pod and must stay small) and unpacks them at start. (The pause
+// program is not one of them: it runs only inside the pause image, which pkg/images builds.)
 //
-// build/bundle.mk builds them at the versions pinned in go.mod into bin/ as gzip files plus a
-// SHA256SUMS file of their uncompressed contents; this package embeds that directory. A plain
-// `go build` embeds only bin/.keep: such a binary compiles and runs, but Unpack fails.
+// build/bundle.mk builds them at the versions pinned in go.mod into bin/ as one zstd-compressed
+// tar (ArchiveFile) plus a SHA256SUMS file of their contents; this package embeds that
+// directory. One solid archive is half the size of compressing each program alone: they are
+// all Go programs and share most of their runtime and standard library. A plain `go build`
+// embeds only bin/.keep: such a binary compiles and runs, but Unpack fails.
 package bundle
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -23,21 +25,27 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 //go:embed all:bin
 var embedded embed.FS
 
 // SumsFile names the checksum list in bin/: "<sha256 hex>  <name>" per line (sha256sum's
-// format), for the uncompressed contents of bin/<name>.gz.
+// format), one line per program in ArchiveFile.
 const SumsFile = "SHA256SUMS"
+
+// ArchiveFile names the programs' archive in bin/: a tar of regular files named as in SumsFile,
+// compressed with zstd.
+const ArchiveFile = "programs.tar.zst"
 
 // ErrNotBuilt is returned by Unpack when the binary was built without the bundle.
 var ErrNotBuilt = errors.New("built without the runtime bundle (runc, CNI plugins); build with make")
 
 // Bundle is a set of compressed programs and their checksums.
 type Bundle struct {
-	fsys fs.FS // holds SHA256SUMS and <name>.gz
+	fsys fs.FS // holds SumsFile and ArchiveFile
 	sums []entry
 	hash string // sha256 of SHA256SUMS: names the unpack directory
 }
@@ -56,7 +64,7 @@ func Embedded() (*Bundle, error) {
 	return Open(sub)
 }
 
-// Open reads a bundle from fsys (SHA256SUMS and <name>.gz files). Tests and tools use it on a
+// Open reads a bundle from fsys (SumsFile and ArchiveFile). Tests and tools use it on a
 // bundle directory; the agent uses Embedded.
 func Open(fsys fs.FS) (*Bundle, error) {
 	raw, err := fs.ReadFile(fsys, SumsFile)
@@ -145,6 +153,7 @@ func (b *Bundle) Unpack(dir string) (binDir string, err error) {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("unpacking runtime bundle: %w", err)
 	}
+	wanted := map[string]entry{}
 	for _, e := range b.sums {
 		target := filepath.Join(binDir, e.name)
 		if ok, _ := hasSum(target, e.sum); ok {
@@ -153,8 +162,11 @@ func (b *Bundle) Unpack(dir string) (binDir string, err error) {
 			}
 			continue
 		}
-		if err := b.write(binDir, e); err != nil {
-			return "", fmt.Errorf("unpacking runtime bundle: %s: %w", e.name, err)
+		wanted[e.name] = e
+	}
+	if len(wanted) > 0 {
+		if err := b.extract(binDir, wanted); err != nil {
+			return "", fmt.Errorf("unpacking runtime bundle: %w", err)
 		}
 	}
 	for _, e := range b.sums {
@@ -169,18 +181,45 @@ func (b *Bundle) Unpack(dir string) (binDir string, err error) {
 	return binDir, nil
 }
 
-// write decompresses one program next to its target, checks it while writing, and renames it
-// into place.
-func (b *Bundle) write(binDir string, e entry) (err error) {
-	src, err := b.fsys.Open(e.name + ".gz")
+// extract writes the wanted programs from the archive into binDir.
+func (b *Bundle) extract(binDir string, wanted map[string]entry) error {
+	src, err := b.fsys.Open(ArchiveFile)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	zr, err := gzip.NewReader(src)
+	zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", ArchiveFile, err)
 	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for len(wanted) > 0 {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", ArchiveFile, err)
+		}
+		e, ok := wanted[hdr.Name]
+		if !ok || hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if err := write(binDir, e, tr); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+		delete(wanted, e.name)
+	}
+	for name := range wanted {
+		return fmt.Errorf("%s lacks %s, which %s lists (inconsistent build)", ArchiveFile, name, SumsFile)
+	}
+	return nil
+}
+
+// write copies one program next to its target, checks it while writing, and renames it into
+// place.
+func write(binDir string, e entry, r io.Reader) (err error) {
 	tmp, err := os.CreateTemp(binDir, "."+e.name+".tmp-*")
 	if err != nil {
 		return err
@@ -192,14 +231,11 @@ func (b *Bundle) write(binDir string, e entry) (err error) {
 		}
 	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), zr); err != nil {
-		return fmt.Errorf("decompressing: %w", err)
-	}
-	if err := zr.Close(); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, h), r); err != nil {
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.sum {
-		return fmt.Errorf("embedded file has sha256 %s, SHA256SUMS says %s (inconsistent build)", got, e.sum)
+		return fmt.Errorf("embedded file has sha256 %s, %s says %s (inconsistent build)", got, SumsFile, e.sum)
 	}
 	if err := tmp.Chmod(0o755); err != nil {
 		return err

@@ -1,8 +1,8 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // embeddedOrSkip returns the real bundle, or skips when this test binary was built without
@@ -36,14 +38,32 @@ func sum(data []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func gz(t *testing.T, data []byte) []byte {
+// archive makes an ArchiveFile of the given programs, as build/bundle.mk does.
+func archive(t *testing.T, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	if _, err := w.Write(data); err != nil {
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	tw := tar.NewWriter(zw)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -52,10 +72,9 @@ func gz(t *testing.T, data []byte) []byte {
 // synthetic builds an in-memory bundle of shell scripts.
 func synthetic(t *testing.T, files map[string]string) *Bundle {
 	t.Helper()
-	fsys := fstest.MapFS{}
+	fsys := fstest.MapFS{ArchiveFile: &fstest.MapFile{Data: archive(t, files)}}
 	var sums strings.Builder
 	for name, content := range files {
-		fsys[name+".gz"] = &fstest.MapFile{Data: gz(t, []byte(content))}
 		fmt.Fprintf(&sums, "%s  %s\n", sum([]byte(content)), name)
 	}
 	fsys[SumsFile] = &fstest.MapFile{Data: []byte(sums.String())}
@@ -136,24 +155,35 @@ func TestBadSums(t *testing.T) {
 	}
 }
 
-// TestInconsistentBuild: a .gz whose content does not match SHA256SUMS is refused and leaves
-// nothing under the bundle name.
+// TestInconsistentBuild: an archive whose content does not match SHA256SUMS, or that lacks a
+// program SHA256SUMS lists, is refused and leaves nothing under the bundle name.
 func TestInconsistentBuild(t *testing.T) {
-	fsys := fstest.MapFS{
-		"a.gz":   &fstest.MapFile{Data: gz(t, []byte("not what the sums say"))},
-		SumsFile: &fstest.MapFile{Data: []byte(sum([]byte("something else")) + "  a\n")},
-	}
-	b, err := Open(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if _, err := b.Unpack(dir); err == nil || !strings.Contains(err.Error(), "inconsistent build") {
-		t.Fatalf("got %v", err)
-	}
-	ents, _ := os.ReadDir(filepath.Join(dir, b.Hash(), "bin"))
-	if len(ents) != 0 {
-		t.Errorf("left %d files behind", len(ents))
+	for name, fsys := range map[string]fstest.MapFS{
+		"wrong content": {
+			ArchiveFile: &fstest.MapFile{Data: archive(t, map[string]string{"a": "not what the sums say"})},
+			SumsFile:    &fstest.MapFile{Data: []byte(sum([]byte("something else")) + "  a\n")},
+		},
+		"missing program": {
+			ArchiveFile: &fstest.MapFile{Data: archive(t, map[string]string{"a": "a"})},
+			SumsFile:    &fstest.MapFile{Data: []byte(sum([]byte("a")) + "  a\n" + sum([]byte("b")) + "  b\n")},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := Open(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if _, err := b.Unpack(dir); err == nil || !strings.Contains(err.Error(), "inconsistent build") {
+				t.Fatalf("got %v", err)
+			}
+			ents, _ := os.ReadDir(filepath.Join(dir, b.Hash(), "bin"))
+			for _, e := range ents {
+				if e.Name() != "a" || name == "wrong content" {
+					t.Errorf("left %s behind", e.Name())
+				}
+			}
+		})
 	}
 }
 
@@ -222,7 +252,7 @@ func TestSyntheticUnpack(t *testing.T) {
 func TestUnpack(t *testing.T) {
 	b := embeddedOrSkip(t)
 	// Exactly these: build/bundle.mk builds nothing else (pause is pkg/images' business).
-	if want := []string{"bridge", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
+	if want := []string{"bridge", "containerd-shim-runc-v2", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
 		t.Errorf("bundle holds %v, want %v", b.Names(), want)
 	}
 	dir := t.TempDir()
@@ -239,6 +269,10 @@ func TestUnpack(t *testing.T) {
 	out, err := exec.Command(filepath.Join(binDir, "runc"), "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "runc version") || !strings.Contains(string(out), "libseccomp") {
 		t.Errorf("runc --version: %v: %s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(binDir, "containerd-shim-runc-v2"), "-v").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Version:") || strings.Contains(string(out), "+unknown") {
+		t.Errorf("containerd-shim-runc-v2 -v: %v: %s", err, out)
 	}
 	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		// Without CNI_COMMAND a plugin prints its version and exits non-zero.

@@ -140,47 +140,8 @@ func TestStartRejects(t *testing.T) {
 	}
 }
 
-func TestShimDispatch(t *testing.T) {
-	args, env := os.Args, os.Getenv(shimEnv)
-	defer func() { os.Args = args; os.Setenv(shimEnv, env) }()
-	os.Unsetenv(shimEnv)
-	for argv0, want := range map[string]bool{
-		"/var/lib/ketch/data/abc/bin/containerd-shim-runc-v2": true,
-		"containerd-shim-runc-v2":                             true,
-		"/usr/local/bin/ketch":                                false,
-		"containerd-shim-runc-v2x":                            false,
-	} {
-		os.Args = []string{argv0}
-		if IsShim() != want {
-			t.Errorf("IsShim with argv[0] %q = %t", argv0, !want)
-		}
-	}
-	// The shim daemon, re-executed as the plain binary, is recognised by its environment.
-	os.Args = []string{"/usr/local/bin/ketch", "-namespace", "k8s.io"}
-	os.Setenv(shimEnv, "1")
-	if !IsShim() {
-		t.Error("the re-executed shim daemon is not recognised")
-	}
-}
-
-func TestLinkShimAndPath(t *testing.T) {
+func TestPrependPath(t *testing.T) {
 	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A stale link (an older ketch elsewhere) is replaced.
-	if err := os.Symlink("/nonexistent/old-ketch", filepath.Join(dir, ShimName)); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ {
-		if err := linkShim(dir); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := os.Readlink(filepath.Join(dir, ShimName)); got != self {
-			t.Errorf("link points to %q, want %q", got, self)
-		}
-	}
 	path := os.Getenv("PATH")
 	defer os.Setenv("PATH", path)
 	os.Setenv("PATH", "/usr/bin:"+dir+":/bin")

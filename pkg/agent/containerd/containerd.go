@@ -1,9 +1,8 @@
 // Package containerd runs containerd v2 inside the ketch process, with the CRI plugin for the
 // kubelet, overlayfs, runc from the runtime bundle and the CNI plugins from the same bundle.
 //
-// The runc shim (containerd-shim-runc-v2) is this same executable: containerd execs it by
-// name, found on PATH through a symlink that Start creates; the caller's main dispatches on
-// IsShim. Shims are separate processes, so containers keep running when containerd stops, and
+// The runc shim (containerd-shim-runc-v2) comes from the runtime bundle, whose bin dir Start
+// puts first on PATH, where containerd looks for it. Shims are separate processes, so containers keep running when containerd stops, and
 // a containerd started again on the same directories reconnects to them.
 //
 // containerd's plugin registry, log output, temp-mount location and timeouts are process-wide:
@@ -168,8 +167,8 @@ func Start(ctx context.Context, cfg Config) (_ *Containerd, retErr error) {
 		}
 	}()
 
-	if err := linkShim(cfg.BinDir); err != nil {
-		return nil, fmt.Errorf("containerd: %w", err)
+	if _, err := os.Stat(filepath.Join(cfg.BinDir, ShimName)); err != nil {
+		return nil, fmt.Errorf("containerd: %s is missing from the runtime bundle: %w", ShimName, err)
 	}
 	if err := prependPath(cfg.BinDir); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)

@@ -33,15 +33,9 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/images"
 )
 
-// TestMain doubles as the runc shim, as cmd/ketch's main does: containerd execs this test
-// binary through the containerd-shim-runc-v2 symlink that Start creates.
-//
-// With childEnv set, it is instead a separate containerd process (a whole ketch agent, as far as
+// TestMain, with childEnv set, is a separate containerd process (a whole ketch agent, as far as
 // containerd is concerned) that the test kills to check that containers survive a crash.
 func TestMain(m *testing.M) {
-	if IsShim() {
-		ShimMain()
-	}
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		runChild(cfg)
 	}
@@ -91,7 +85,7 @@ type node struct {
 	logPath      string
 	chainsBefore map[string]bool
 	netns        []string // the pods' network namespaces, as the CRI reported them
-	self         string   // this test binary: the shims run it too
+	self         string   // this test binary, which also runs as a separate containerd
 	host         *hostcheck.Host
 	pauseName    string // the sandbox image, localhost/ketch/pause:<tag>
 	pauseTar     []byte // its OCI archive
@@ -679,11 +673,12 @@ func memory(pid int) string {
 	return fmt.Sprintf("RSS %d kB, PSS %d kB, private %d kB", kb["Rss"], kb["Pss"], kb["Private_Clean"]+kb["Private_Dirty"])
 }
 
-// shimPIDs lists this test's shim processes: other processes running this test binary.
+// shimPIDs lists this test's shim processes: those running the shim of this node's bundle.
 func (n *node) shimPIDs() []int {
+	shim := filepath.Join(n.binDir, ShimName)
 	var pids []int
 	for _, pid := range allPIDs() {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == n.self && pid != os.Getpid() && alive(pid) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == shim && alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
