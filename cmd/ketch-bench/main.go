@@ -1,8 +1,10 @@
-// Command ketch-bench is a development-only benchmark that runs one workload against ketch's
-// datastore and against a real, embedded etcd, and writes the comparison to a markdown file.
-// It is not shipped with ketch.
+// Command ketch-bench is a development-only benchmark tool, not shipped with ketch. Each
+// command writes its own section of a markdown file. datastore runs one workload against
+// ketch's datastore and against a real, embedded etcd; server measures `ketch server` as a
+// user sees it: binary size, time to a Ready node, the node's memory and pod start-up latency.
 //
 //	ketch-bench datastore --ketch-bin PATH [--out FILE] [--targets ketch,etcd] [--quick] [--data-root DIR]
+//	ketch-bench server --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
 package main
 
 import (
@@ -13,15 +15,26 @@ import (
 )
 
 const usageText = `usage: ketch-bench datastore --ketch-bin PATH [flags]
+       ketch-bench server --ketch-bin PATH [flags]
 
-Benchmarks ketch's datastore against embedded etcd with the same workload.
+datastore: benchmarks ketch's datastore against embedded etcd with the same workload.
 
-flags:
   --ketch-bin PATH     ketch binary to benchmark (required)
   --out FILE           markdown file whose datastore section is replaced
   --targets LIST       comma-separated targets to run (default "ketch,etcd")
   --quick              much smaller counts, for a smoke run
   --data-root DIR      parent of the scratch data dir (default /var/tmp; never tmpfs)
+
+server: measures ketch server as a user sees it: binary size, exec to node Ready (cold and
+warm), idle memory of the whole node, and pod start-up latency. Runs as root, starts real
+servers (one at a time; the host must not run another ketch node) and cleans up after them
+with scripts/ketch-killall.sh.
+
+  --ketch-bin PATH     ketch binary to benchmark (required)
+  --out FILE           markdown file whose server section is replaced
+  --quick              2 cold and 2 warm starts instead of 3 and 3, 30 s idle instead of 2 min
+  --data-root DIR      parent of the scratch data dirs (default /var/tmp; never tmpfs)
+  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
 `
 
 func main() {
@@ -33,6 +46,8 @@ func main() {
 	switch os.Args[1] {
 	case "datastore":
 		err = runDatastoreBench(os.Args[2:])
+	case "server":
+		err = runServerBench(os.Args[2:])
 	case "etcd-server":
 		// Hidden: the bench re-execs itself with this so etcd gets its own process, whose
 		// memory is measured exactly like ketch's.
