@@ -134,8 +134,8 @@ func isShimOf(argv []string, socket string) bool {
 }
 
 // nodeProcs splits a node's processes by role: the server and its descendants, the shims of
-// its containerd (the ketch binary re-executed; they outlive the server, so they need not be
-// its descendants), and everything below the shims, which is the containers.
+// its containerd (containerd-shim-runc-v2 from the runtime bundle; they outlive the server, so
+// they need not be its descendants), and everything below the shims, which is the containers.
 func nodeProcs(procs []procInfo, serverPID int, socket string) (server, shims, containers []int) {
 	children := map[int][]int{}
 	isShim := map[int]bool{}
