@@ -53,9 +53,11 @@ ketch_bin=$(realpath -e -- "$KETCH_BIN" 2>/dev/null) || die "KETCH_BIN=$KETCH_BI
 if [[ -n "${APISERVER_VERSION:-}" ]]; then
   version=$APISERVER_VERSION
   version_source="APISERVER_VERSION"
-elif listed=$(cd "$repo" && go list -m -f '{{.Version}}{{if .Replace}} replaced{{end}}' k8s.io/apiserver 2>/dev/null); then
-  [[ "$listed" != *replaced ]] || die "go.mod replaces k8s.io/apiserver; set APISERVER_VERSION to the version to test"
-  version=$listed
+elif listed=$(cd "$repo" && go list -m -f '{{if .Replace}}{{.Replace.Path}} {{.Replace.Version}}{{else}}{{.Path}} {{.Version}}{{end}}' k8s.io/apiserver 2>/dev/null); then
+  # Kubernetes' staging modules are pinned with a replace to a released version of the same
+  # module; a replace to anything else (a fork, a local directory) is not what upstream tests.
+  [[ "$listed" == "k8s.io/apiserver v"* ]] || die "go.mod replaces k8s.io/apiserver with $listed; set APISERVER_VERSION to the version to test"
+  version=${listed#k8s.io/apiserver }
   version_source="go.mod"
 elif grep -q '^[[:space:]]*k8s.io/apiserver[[:space:]]' "$repo/go.mod"; then
   # go.mod names it but go list failed: do not silently fall back to a version ketch does not use.
