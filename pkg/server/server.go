@@ -100,13 +100,25 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		return fmt.Errorf("node certificates: %w", err)
 	}
 
-	// The components stop before the node's containerd, which the kubelet talks to.
-	ctx, cancel := context.WithCancel(ctx)
+	// Components stop in the reverse order of their start, each stage once the later ones are
+	// down (the node, then the controllers, then kube-apiserver), so that none spends its
+	// shutdown retrying calls to a kube-apiserver that is already gone; containerd goes last.
+	// Their contexts therefore do not derive their cancellation from ctx.
+	var stages []*stage
+	newStage := func() (context.Context, *stage) {
+		stageCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		st := &stage{cancel: cancel}
+		stages = append(stages, st)
+		return stageCtx, st
+	}
 	var components []*component.Component
 	var node *agent.Agent
 	defer func() {
-		cancel()
-		waitStopped(components)
+		deadline := time.Now().Add(shutdownTimeout)
+		for i := len(stages) - 1; i >= 0; i-- {
+			stages[i].cancel()
+			waitStopped(stages[i].components, deadline)
+		}
 		if node != nil {
 			node.Stop()
 		}
@@ -120,10 +132,12 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		FrontProxyClientCert: certs.FrontProxyClientCert, FrontProxyClientKey: certs.FrontProxyClientKey,
 		AdminKubeconfig: certs.AdminKubeconfig, ControllerKubeconfig: certs.ControllerKubeconfig, SchedulerKubeconfig: certs.SchedulerKubeconfig,
 	}}
-	api, err := control.StartAPIServer(ctx, cp)
+	apiCtx, apiStage := newStage()
+	api, err := control.StartAPIServer(apiCtx, cp)
 	if err != nil {
 		return err
 	}
+	apiStage.components = append(apiStage.components, api)
 	components = append(components, api)
 	if err := control.WaitReady(ctx, certs.AdminKubeconfig, api); err != nil {
 		return err
@@ -132,15 +146,18 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := certs.WriteAdminKubeconfig(cfg.WriteKubeconfig, cfg.WriteKubeconfigMode, ""); err != nil {
 		return fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
+	controllersCtx, controllersStage := newStage()
 	for _, startFn := range []func(context.Context, control.Config) (*component.Component, error){control.StartControllerManager, control.StartScheduler} {
-		c, err := startFn(ctx, cp)
+		c, err := startFn(controllersCtx, cp)
 		if err != nil {
 			return err
 		}
+		controllersStage.components = append(controllersStage.components, c)
 		components = append(components, c)
 	}
 
-	node, err = agent.Start(ctx, agent.Config{
+	nodeCtx, nodeStage := newStage()
+	node, err = agent.Start(nodeCtx, agent.Config{
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, DataDir: cfg.DataDir, RunDir: cfg.RunDir,
 		ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		Certs: nodeCerts, Host: host, KubeletArgs: cfg.KubeletArgs, KubeProxyArgs: cfg.KubeProxyArgs,
@@ -149,6 +166,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err != nil {
 		return err
 	}
+	nodeStage.components = node.Components
 	components = append(components, node.Components...)
 
 	client, err := adminClient(certs.AdminKubeconfig)
@@ -261,16 +279,22 @@ type ReportedError struct{ Err error }
 func (e ReportedError) Error() string { return e.Err.Error() }
 func (e ReportedError) Unwrap() error { return e.Err }
 
-// waitStopped gives stopping components a bounded time: a wedged one must not keep the process.
-func waitStopped(components []*component.Component) {
-	deadline := time.After(shutdownTimeout)
+// stage is components that stop together.
+type stage struct {
+	cancel     context.CancelFunc
+	components []*component.Component
+}
+
+// waitStopped waits for stopping components until deadline: a wedged one must not keep the
+// process.
+func waitStopped(components []*component.Component, deadline time.Time) {
 	for _, c := range components {
 		select {
 		case <-c.Done():
 			if err := c.Err(); err != nil && !errors.Is(err, context.Canceled) {
 				klog.InfoS("Component stopped", "component", c.Name, "err", err)
 			}
-		case <-deadline:
+		case <-time.After(time.Until(deadline)):
 			klog.InfoS("Component did not stop in time", "component", c.Name, "timeout", shutdownTimeout)
 			return
 		}
