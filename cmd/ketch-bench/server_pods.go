@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,9 @@ func (b *serverBench) podPhase(ctx context.Context, dirs *nodeDirs) (podStats, m
 	if err != nil {
 		return fail(fmt.Errorf("create namespace: %w", err))
 	}
+	// The kubelet removes a deleted pod's logs in its housekeeping, which the server's stop may
+	// cut short; the logs of the bench's pods must not stay behind on the host.
+	defer removePodLogs(ns.Name)
 	// Pods are refused until the namespace's default service account exists.
 	for {
 		if _, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(pctx, "default", metav1.GetOptions{}); err == nil {
@@ -166,6 +170,15 @@ func (b *serverBench) podPhase(ctx context.Context, dirs *nodeDirs) (podStats, m
 	st.deleteTaken = time.Since(t0)
 	b.logf("namespace %s deleted in %s", ns.Name, fmtDuration(st.deleteTaken))
 	return st, mem, nil
+}
+
+// removePodLogs removes what the kubelet wrote to /var/log for a namespace's pods.
+func removePodLogs(namespace string) {
+	dirs, _ := filepath.Glob(filepath.Join("/var/log/pods", namespace+"_*"))
+	links, _ := filepath.Glob(filepath.Join("/var/log/containers", "*_"+namespace+"_*"))
+	for _, p := range append(dirs, links...) {
+		os.RemoveAll(p)
+	}
 }
 
 func podName(i int) string { return fmt.Sprintf("pause-%03d", i) }
