@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // machineInfo is what a reader needs to judge whether two benchmark tables are comparable.
@@ -84,50 +85,23 @@ func filesystemOf(dir string) string {
 	if err != nil {
 		return "unknown filesystem"
 	}
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return "unknown filesystem"
 	}
-	defer f.Close()
 	best, result := -1, "unknown filesystem"
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(tail) < 2 {
-			continue
-		}
-		mnt := unescapeMount(fields[4])
+	for _, m := range mounts {
 		// Equal length: a later mount on the same point shadows the earlier one.
-		if !within(abs, mnt) || len(mnt) < best {
+		if !within(abs, m.Mountpoint) || len(m.Mountpoint) < best {
 			continue
 		}
-		best, result = len(mnt), fmt.Sprintf("%s (%s, mounted at %s)", tail[0], tail[1], mnt)
+		best, result = len(m.Mountpoint), fmt.Sprintf("%s (%s, mounted at %s)", m.FSType, m.Source, m.Mountpoint)
 	}
 	return result
 }
 
 func within(path, mnt string) bool {
 	return mnt == "/" || path == mnt || strings.HasPrefix(path, mnt+"/")
-}
-
-// unescapeMount undoes mountinfo's octal escaping of spaces and similar characters.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func moduleVersion(path string) string {

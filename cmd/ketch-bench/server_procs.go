@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // hostFree refuses to start when another ketch node seems to be running, since only one can
@@ -45,13 +47,13 @@ func hostClean(d *nodeDirs) error {
 			left = append(left, fmt.Sprintf("process %d (%s)", p.pid, strings.Join(p.argv, " ")))
 		}
 	}
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && (within(unescapeMount(f[1]), d.data) || within(unescapeMount(f[1]), d.run)) {
-			left = append(left, "mount "+f[1])
+	for _, dir := range []string{d.data, d.run} {
+		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+		if err != nil {
+			return err
+		}
+		for _, m := range mounts {
+			left = append(left, "mount "+m.Mountpoint)
 		}
 	}
 	if _, err := net.InterfaceByName("cni0"); err == nil {

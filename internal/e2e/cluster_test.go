@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -220,22 +221,11 @@ func (s *server) cleanup() {
 }
 
 func mountsUnder(dirs ...string) []string {
-	f, err := os.Open("/proc/self/mounts")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		for _, d := range dirs {
-			if fields[1] == d || strings.HasPrefix(fields[1], d+"/") {
-				found = append(found, fields[1])
-			}
+	for _, d := range dirs {
+		mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
+		for _, m := range mounts {
+			found = append(found, m.Mountpoint)
 		}
 	}
 	return found
