@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	k8sversion "k8s.io/component-base/version"
 
-	"github.com/ketch-k8s/ketch/pkg/server"
+	"github.com/ketch-k8s/ketch/pkg/daemon"
 	"github.com/ketch-k8s/ketch/pkg/version"
 )
 
@@ -37,6 +37,8 @@ func main() {
 		Version: version.Version,
 		Commands: []*cli.Command{
 			serverCommand(),
+			agentCommand(),
+			tokenCommand(),
 			kubectlCommand(),
 			ctrCommand(),
 			imagesCommand(),
@@ -45,7 +47,7 @@ func main() {
 		EnableBashCompletion: true,
 	}
 	if err := app.Run(os.Args); err != nil {
-		if !errors.As(err, new(server.ReportedError)) {
+		if !errors.As(err, new(daemon.ReportedError)) {
 			fmt.Fprintf(os.Stderr, "ketch: %v\n", err)
 		}
 		os.Exit(1)

@@ -284,7 +284,7 @@ func TestServerBadInput(t *testing.T) {
 			t.Skipf("this host fails the host check, which comes first:\n%s", stderr)
 		}
 		for _, want := range []string{
-			"ketch: another process already listens where ketch server must; stop it (another ketch, k3s or kubelet? `ss -ltnp` names it) or move ketch's listener:",
+			"ketch: another process already listens where ketch must; stop it (another ketch, k3s or kubelet? `ss -ltnp` names it) or move ketch's listener:",
 			"127.0.0.1:" + port + ", for kube-apiserver (to use another: --https-listen-port or --bind-address)",
 		} {
 			if code == 0 || !strings.Contains(stderr, want) {

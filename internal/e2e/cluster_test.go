@@ -192,18 +192,26 @@ func (s *server) cleanup() {
 	if out, _ := exec.Command("pgrep", "-f", s.runDir).Output(); len(bytes.TrimSpace(out)) > 0 {
 		leftovers = append(leftovers, "processes: "+strings.Join(strings.Fields(string(out)), ","))
 	}
-	if cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods*"); len(cgroups) > 0 {
-		leftovers = append(leftovers, "cgroups: "+strings.Join(cgroups, ", "))
+	for _, pattern := range []string{"/sys/fs/cgroup/*/kubepods*", "/sys/fs/cgroup/kubepods*", "/sys/fs/cgroup/*/ketch", "/sys/fs/cgroup/ketch"} {
+		if cgroups, _ := filepath.Glob(pattern); len(cgroups) > 0 {
+			leftovers = append(leftovers, "cgroups: "+strings.Join(cgroups, ", "))
+		}
 	}
-	if cgroups, _ := filepath.Glob("/sys/fs/cgroup/kubepods*"); len(cgroups) > 0 {
-		leftovers = append(leftovers, "cgroups: "+strings.Join(cgroups, ", "))
+	if links, _ := filepath.Glob("/var/log/containers/*"); len(links) > 0 {
+		for _, l := range links {
+			if target, _ := os.Readlink(l); strings.HasPrefix(target, s.dataDir) {
+				leftovers = append(leftovers, "pod log link "+l)
+			}
+		}
 	}
-	if _, err := net.InterfaceByName("cni0"); err == nil {
-		leftovers = append(leftovers, "link cni0")
+	for _, link := range []string{"cni0", "flannel.1"} {
+		if _, err := net.InterfaceByName(link); err == nil {
+			leftovers = append(leftovers, "link "+link)
+		}
 	}
 	if out, err := exec.Command("iptables-save").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") {
+			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") || strings.HasPrefix(line, ":FLANNEL-") {
 				leftovers = append(leftovers, "iptables chain "+strings.Fields(line)[0])
 				break
 			}

@@ -154,9 +154,6 @@ spec:
 // DaemonSet, a StatefulSet, ConfigMap and Secret volumes, container and pod failures, and a
 // server restart that leaves the pods alone.
 func TestServer(t *testing.T) {
-	// Pod logs stay in /var/log/pods after ketch-killall.sh, as with k3s; this cleanup, which
-	// runs after the server's, removes them.
-	t.Cleanup(func() { removePodLogs(ns) })
 	s := newServer(t, "--node-name", "ketch-e2e")
 	ctx := context.Background()
 
@@ -421,15 +418,6 @@ func TestServer(t *testing.T) {
 
 	// The workloads are left running: the cleanup's ketch-killall.sh must stop them and leave
 	// the host clean.
-}
-
-// removePodLogs removes what the kubelet wrote to /var/log for a namespace's pods.
-func removePodLogs(namespace string) {
-	dirs, _ := filepath.Glob(filepath.Join("/var/log/pods", namespace+"_*"))
-	links, _ := filepath.Glob(filepath.Join("/var/log/containers", "*_"+namespace+"_*"))
-	for _, p := range append(dirs, links...) {
-		os.RemoveAll(p)
-	}
 }
 
 func internalIP(n *corev1.Node) string {

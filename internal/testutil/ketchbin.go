@@ -38,6 +38,10 @@ func KetchBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		// Tests also run the binary as an unprivileged user.
+		if buildErr = os.Chmod(dir, 0o755); buildErr != nil {
+			return
+		}
 		builtPath = filepath.Join(dir, "ketch")
 		cmd := exec.Command("go", "build", "-o", builtPath, "./cmd/ketch")
 		cmd.Dir = RepoRoot()

@@ -11,13 +11,12 @@ import (
 	"path/filepath"
 
 	containerdclient "github.com/containerd/containerd/v2/client"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
 	"github.com/ketch-k8s/ketch/pkg/agent/cni"
 	"github.com/ketch-k8s/ketch/pkg/agent/containerd"
+	"github.com/ketch-k8s/ketch/pkg/agent/flannel"
 	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/images"
@@ -39,6 +38,9 @@ type Config struct {
 	Taints        []string
 	KubeletArgs   []string
 	KubeProxyArgs []string
+	// FlannelBackend is vxlan, host-gw, or none (the user brings a CNI).
+	FlannelBackend string
+	FlannelIface   string
 	// Log receives containerd's log.
 	Log io.Writer
 }
@@ -93,13 +95,19 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 
 	etc := filepath.Join(agentDir, "etc")
+	systemd := cfg.Host.CgroupDriver == hostcheck.CgroupDriverSystemd
+	cgroupRoot := nodeCgroupRoot(cfg.NodeName, systemd)
+	if err := ensureCgroupRoot(cgroupRoot, cfg.Host.CgroupVersion == 2); err != nil {
+		return nil, err
+	}
 	kubelet, err := StartKubelet(ctx, Kubelet{
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: filepath.Join(agentDir, "kubelet"),
 		ConfigFile: filepath.Join(etc, "kubelet", "config.yaml"), Kubeconfig: cfg.Certs.KubeletKubeconfig,
 		ClientCA: cfg.Certs.ClientCA, ServingCert: cfg.Certs.KubeletServingCert, ServingKey: cfg.Certs.KubeletServingKey,
 		RuntimeEndpoint: "unix://" + ctrd.Address(), ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		CgroupDriver: cfg.Host.CgroupDriver, CgroupV1: cfg.Host.CgroupVersion == 1,
-		Labels: cfg.Labels, Taints: cfg.Taints, ExtraArgs: cfg.KubeletArgs,
+		CgroupDriver: cfg.Host.CgroupDriver, CgroupV1: cfg.Host.CgroupVersion == 1, CgroupRoot: cgroupRoot,
+		PodLogsDir: filepath.Join(agentDir, "pod-logs"),
+		Labels:     cfg.Labels, Taints: cfg.Taints, ExtraArgs: cfg.KubeletArgs,
 	})
 	if err != nil {
 		return nil, err
@@ -114,23 +122,38 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.Components = append(a.Components, proxy)
 
-	client, err := nodeClient(cfg.Certs.KubeletKubeconfig)
-	if err != nil {
-		return nil, err
+	if cfg.FlannelBackend != "none" {
+		a.Components = append(a.Components, startNetwork(ctx, cfg, ctrd.Paths().CNIConfDir))
 	}
-	go func() {
-		cidrs, err := cni.WaitPodCIDRs(ctx, client, cfg.NodeName)
-		if err == nil {
-			err = cni.Bridge{
-				ConfDir: ctrd.Paths().CNIConfDir, IPAMDir: filepath.Join(agentDir, "cni", "networks"),
-				Bridge: "cni0", PodCIDRs: cidrs,
-			}.Write()
-		}
-		if err != nil && ctx.Err() == nil {
-			klog.ErrorS(err, "Configuring the pod network")
-		}
-	}()
 	return a, nil
+}
+
+// startNetwork runs flannel and, once it holds the node's lease, writes the CNI configuration
+// for the node's subnet; the kubelet reports the node Ready from then on.
+func startNetwork(ctx context.Context, cfg Config, cniConfDir string) *component.Component {
+	agentDir := filepath.Join(cfg.DataDir, "agent")
+	return component.Start("flannel", func() error {
+		network, err := flannel.Start(ctx, flannel.Config{
+			NodeName: cfg.NodeName, Kubeconfig: cfg.Certs.KubeletKubeconfig, ClusterCIDR: cfg.ClusterCIDR,
+			Backend: cfg.FlannelBackend, Iface: cfg.FlannelIface, NodeIP: cfg.NodeIPs[0],
+			ConfDir: filepath.Join(agentDir, "etc", "flannel"), SubnetFile: filepath.Join(cfg.RunDir, "flannel", "subnet.env"),
+		})
+		if err != nil {
+			return err
+		}
+		err = cni.Bridge{
+			ConfDir: cniConfDir, IPAMDir: filepath.Join(agentDir, "cni", "networks"),
+			Bridge: "cni0", PodCIDRs: []string{network.Subnet.String()}, MTU: network.MTU, NoMasquerade: true,
+		}.Write()
+		if err != nil {
+			return fmt.Errorf("writing the CNI configuration: %w", err)
+		}
+		<-network.Done()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return network.Err()
+	})
 }
 
 // Stop stops containerd; the containers and their shims keep running until the next start.
@@ -139,12 +162,4 @@ func (a *Agent) Stop() {
 		a.client.Close()
 	}
 	a.containerd.Stop()
-}
-
-func nodeClient(kubeconfig string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
-	}
-	return kubernetes.NewForConfig(rc)
 }

@@ -33,6 +33,8 @@ type Kubelet struct {
 	ClusterDomain   string
 	CgroupDriver    string // cgroupfs or systemd
 	CgroupV1        bool
+	CgroupRoot      string // the node's pods' cgroup; empty: the kubelet's default
+	PodLogsDir      string
 	Labels, Taints  []string
 	ExtraArgs       []string // "flag=value", override ketch's
 }
@@ -87,6 +89,7 @@ func kubeletConfiguration(k Kubelet) *kubeletv1beta1.KubeletConfiguration {
 			},
 		},
 		CgroupDriver:             k.CgroupDriver,
+		CgroupRoot:               k.CgroupRoot,
 		ClusterDNS:               []string{k.ClusterDNS.String()},
 		ClusterDomain:            k.ClusterDomain,
 		ContainerRuntimeEndpoint: k.RuntimeEndpoint,
@@ -95,8 +98,11 @@ func kubeletConfiguration(k Kubelet) *kubeletv1beta1.KubeletConfiguration {
 			"nodefs.available":  "5%",
 		},
 		// Small machines often run with swap; the kubelet copes with it.
-		FailSwapOn:          ptr.To(false),
-		HealthzBindAddress:  "127.0.0.1",
+		FailSwapOn:         ptr.To(false),
+		HealthzBindAddress: "127.0.0.1",
+		// Per node, not /var/log/pods: a kubelet deletes the log directories of every pod it does
+		// not know, which would be another node's on a shared machine.
+		PodLogsDir:          k.PodLogsDir,
 		ReadOnlyPort:        0,
 		ResolverConfig:      ptr.To(resolvConf()),
 		SerializeImagePulls: ptr.To(false),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,15 +27,15 @@ const (
 	DefaultWriteKubeconfig     = "/etc/ketch/ketch.yaml"
 	DefaultWriteKubeconfigMode = 0o600
 	DefaultConfigFile          = "/etc/ketch/config.yaml"
+	DefaultFlannelBackend      = "vxlan"
 )
+
+// FlannelBackends are the pod network choices: "none" leaves the pod network to the user's CNI.
+var FlannelBackends = []string{"vxlan", "host-gw", "none"}
 
 // Server is everything `ketch server` is told.
 type Server struct {
-	DataDir string
-	// RunDir holds sockets and other runtime state that must not survive a reboot.
-	RunDir              string
-	NodeName            string
-	NodeIPs             []net.IP
+	Node
 	BindAddress         net.IP
 	HTTPSPort           int
 	ClusterCIDR         *net.IPNet
@@ -48,73 +49,38 @@ type Server struct {
 	APIServerArgs         []string
 	ControllerManagerArgs []string
 	SchedulerArgs         []string
-	KubeletArgs           []string
-	KubeProxyArgs         []string
-	Debug                 bool
+	// Token is the server token's secret part, if the user gave one (--token, --token-file).
+	Token          string
+	FlannelBackend string
 }
 
 // Raw is the server's settings as given on the command line or in the config file, before
 // they are parsed and checked.
 type Raw struct {
-	DataDir, RunDir, NodeName, BindAddress              string
-	NodeIPs, TLSSANs                                    []string
+	NodeRaw
+	BindAddress                                         string
+	TLSSANs                                             []string
 	HTTPSPort                                           int
 	ClusterCIDR, ServiceCIDR, ClusterDNS, ClusterDomain string
 	WriteKubeconfig, WriteKubeconfigMode                string
 	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
-	KubeletArgs, KubeProxyArgs                          []string
-	Debug                                               bool
+	Token, TokenFile, FlannelBackend                    string
 }
 
 // Parse turns raw settings into a Server, reporting every problem at once.
 func Parse(raw Raw) (*Server, error) {
 	s := &Server{
-		DataDir: raw.DataDir, RunDir: raw.RunDir, HTTPSPort: raw.HTTPSPort, ClusterDomain: raw.ClusterDomain,
-		TLSSANs: raw.TLSSANs, WriteKubeconfig: raw.WriteKubeconfig, Debug: raw.Debug,
+		HTTPSPort: raw.HTTPSPort, ClusterDomain: raw.ClusterDomain,
+		TLSSANs: raw.TLSSANs, WriteKubeconfig: raw.WriteKubeconfig,
 		APIServerArgs: raw.APIServerArgs, ControllerManagerArgs: raw.ControllerManagerArgs,
-		SchedulerArgs: raw.SchedulerArgs, KubeletArgs: raw.KubeletArgs, KubeProxyArgs: raw.KubeProxyArgs,
+		SchedulerArgs: raw.SchedulerArgs, FlannelBackend: raw.FlannelBackend,
 	}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	for _, dir := range []*string{&s.DataDir, &s.RunDir} {
-		if *dir == "" {
-			fail("--data-dir and --run-dir must not be empty")
-			continue
-		}
-		abs, err := filepath.Abs(*dir)
-		if err != nil {
-			fail("directory %q is not usable: %v", *dir, err)
-			continue
-		}
-		*dir = abs
-	}
-	s.NodeName = strings.ToLower(raw.NodeName)
-	if s.NodeName == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			fail("no --node-name given and the hostname is unknown: %v", err)
-		}
-		s.NodeName = strings.ToLower(host)
-	}
-	if msgs := validation.IsDNS1123Subdomain(s.NodeName); len(msgs) > 0 {
-		fail("--node-name %q is not a valid Kubernetes node name: %s", s.NodeName, strings.Join(msgs, "; "))
-	}
-	for _, ip := range raw.NodeIPs {
-		parsed := net.ParseIP(ip)
-		if parsed == nil {
-			fail("--node-ip %q is not an IP address", ip)
-			continue
-		}
-		s.NodeIPs = append(s.NodeIPs, parsed)
-	}
-	if len(raw.NodeIPs) == 0 {
-		ip, err := defaultRouteIP()
-		if err != nil {
-			fail("no --node-ip given and %v", err)
-		} else {
-			s.NodeIPs = []net.IP{ip}
-		}
+	s.Node = parseNode(raw.NodeRaw, fail)
+	s.Token = readToken(raw.Token, raw.TokenFile, fail)
+	if !slices.Contains(FlannelBackends, s.FlannelBackend) {
+		fail("--flannel-backend %q is not one of %s", s.FlannelBackend, strings.Join(FlannelBackends, ", "))
 	}
 	if s.BindAddress = net.ParseIP(raw.BindAddress); s.BindAddress == nil {
 		fail("--bind-address %q is not an IP address", raw.BindAddress)
@@ -145,16 +111,10 @@ func Parse(raw Raw) (*Server, error) {
 		fail("--write-kubeconfig-mode: %v", err)
 	}
 	s.WriteKubeconfigMode = mode
-	for name, args := range map[string][]string{
+	checkArgs(map[string][]string{
 		"--kube-apiserver-arg": s.APIServerArgs, "--kube-controller-manager-arg": s.ControllerManagerArgs,
-		"--kube-scheduler-arg": s.SchedulerArgs, "--kubelet-arg": s.KubeletArgs, "--kube-proxy-arg": s.KubeProxyArgs,
-	} {
-		for _, a := range args {
-			if k, _, _ := strings.Cut(a, "="); k == "" || strings.HasPrefix(k, "-") {
-				fail("%s %q must be flag=value, without leading dashes", name, a)
-			}
-		}
-	}
+		"--kube-scheduler-arg": s.SchedulerArgs,
+	}, fail)
 	return s, errors.Join(errs...)
 }
 
@@ -184,19 +144,6 @@ func parseMode(s string) (os.FileMode, error) {
 	return os.FileMode(m), nil
 }
 
-// defaultRouteIP is the address the kernel would use to reach the outside, which is what users
-// mean by "this node's IP" on a single-homed machine. Connecting a UDP socket sends nothing.
-func defaultRouteIP() (net.IP, error) {
-	c, err := net.Dial("udp4", "203.0.113.1:9")
-	if err == nil {
-		defer c.Close()
-		if ip := c.LocalAddr().(*net.UDPAddr).IP; !ip.IsLoopback() {
-			return ip, nil
-		}
-	}
-	return nil, errors.New("no default route to take the node IP from; pass --node-ip")
-}
-
 // ServiceIP is the first address of the service range: the kubernetes Service's ClusterIP.
 func (s *Server) ServiceIP() net.IP {
 	ip := append(net.IP(nil), s.ServiceCIDR.IP.To16()...)
@@ -206,8 +153,8 @@ func (s *Server) ServiceIP() net.IP {
 
 // Paths under the data and run dirs.
 func (s *Server) ServerDir() string    { return filepath.Join(s.DataDir, "server") }
-func (s *Server) AgentDir() string     { return filepath.Join(s.DataDir, "agent") }
 func (s *Server) DatastoreDir() string { return filepath.Join(s.ServerDir(), "db") }
+func (s *Server) TokenFile() string    { return filepath.Join(s.ServerDir(), "token") }
 
 // DatastoreSocket is where kube-apiserver reaches the datastore: a unix socket, never a port.
 func (s *Server) DatastoreSocket() string { return filepath.Join(s.RunDir, "datastore.sock") }

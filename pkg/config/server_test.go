@@ -12,8 +12,8 @@ import (
 // the result does not depend on this host's name and routes.
 func valid() Raw {
 	return Raw{
-		DataDir: DefaultDataDir, RunDir: DefaultRunDir, NodeName: "node-1", NodeIPs: []string{"192.0.2.10"},
-		BindAddress: "0.0.0.0", HTTPSPort: DefaultHTTPSPort,
+		NodeRaw:        NodeRaw{DataDir: DefaultDataDir, RunDir: DefaultRunDir, NodeName: "node-1", NodeIPs: []string{"192.0.2.10"}},
+		FlannelBackend: DefaultFlannelBackend, BindAddress: "0.0.0.0", HTTPSPort: DefaultHTTPSPort,
 		ClusterCIDR: DefaultClusterCIDR, ServiceCIDR: DefaultServiceCIDR, ClusterDNS: DefaultClusterDNS,
 		ClusterDomain: DefaultClusterDomain, WriteKubeconfig: DefaultWriteKubeconfig, WriteKubeconfigMode: "0600",
 	}

@@ -3,9 +3,11 @@ package control
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -67,5 +69,34 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 	if errs := completed.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
-	return component.Start("kube-apiserver", func() error { return apiserver.Run(ctx, completed) }), nil
+	return component.Start("kube-apiserver", func() error { return run(ctx, completed, c.WrapHandler) }), nil
+}
+
+// run is upstream's Run with one addition: wrap goes around the outermost handler chain, in
+// front of authentication, so that the supervisor answers on kube-apiserver's port.
+func run(ctx context.Context, opts apiserveroptions.CompletedOptions, wrap func(http.Handler) http.Handler) error {
+	config, err := apiserver.NewConfig(opts)
+	if err != nil {
+		return err
+	}
+	if wrap != nil {
+		generic := &config.Aggregator.GenericConfig.Config
+		build := generic.BuildHandlerChainFunc
+		generic.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+			return wrap(build(h, c))
+		}
+	}
+	completed, err := config.Complete()
+	if err != nil {
+		return err
+	}
+	server, err := apiserver.CreateServerChain(completed)
+	if err != nil {
+		return err
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return err
+	}
+	return prepared.Run(ctx)
 }

@@ -32,6 +32,8 @@ type Certs struct {
 type Config struct {
 	Server *config.Server
 	Certs  Certs
+	// WrapHandler, if set, goes in front of kube-apiserver's handler chain (the supervisor).
+	WrapHandler func(http.Handler) http.Handler
 }
 
 // WaitReady polls kube-apiserver's /readyz until it answers ok, the component stops, or ctx

@@ -31,14 +31,16 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 		"cluster-signing-legacy-unknown-cert-file":        certs.ServerCA,
 		"cluster-signing-legacy-unknown-key-file":         certs.ServerCAKey,
 		"configure-cloud-routes":                          "false",
-		"kubeconfig":                                      certs.ControllerKubeconfig,
-		"leader-elect":                                    "false",
-		"node-cidr-mask-size":                             "24",
-		"profiling":                                       "false",
-		"root-ca-file":                                    certs.ServerCA,
-		"service-account-private-key-file":                certs.ServiceAccountKey,
-		"service-cluster-ip-range":                        s.ServiceCIDR.String(),
-		"use-service-account-credentials":                 "true",
+		// tokencleaner deletes expired agent join tokens (bootstrap-token Secrets).
+		"controllers":                      "*,tokencleaner",
+		"kubeconfig":                       certs.ControllerKubeconfig,
+		"leader-elect":                     "false",
+		"node-cidr-mask-size":              "24",
+		"profiling":                        "false",
+		"root-ca-file":                     certs.ServerCA,
+		"service-account-private-key-file": certs.ServiceAccountKey,
+		"service-cluster-ip-range":         s.ServiceCIDR.String(),
+		"use-service-account-credentials":  "true",
 	}
 	opts, err := cmoptions.NewKubeControllerManagerOptions()
 	if err != nil {

@@ -170,6 +170,12 @@ func (s *Server) EnsureNode(opts NodeOptions) (*Node, error) {
 	return ensureNode(opts, s.SignNodeCerts)
 }
 
+// EnsureJoinedNode is EnsureNode for a node that joins over the network: sign sends the
+// request to the server's supervisor.
+func EnsureJoinedNode(opts NodeOptions, sign func(NodeCertRequest) (*NodeCerts, error)) (*Node, error) {
+	return ensureNode(opts, sign)
+}
+
 // ensureNode is the node's half of the exchange, written against a sign function so that a
 // joining agent can pass one that calls the supervisor instead of a local Server.
 func ensureNode(opts NodeOptions, sign func(NodeCertRequest) (*NodeCerts, error)) (*Node, error) {

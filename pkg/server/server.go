@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -24,8 +22,11 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/control"
+	"github.com/ketch-k8s/ketch/pkg/daemon"
 	"github.com/ketch-k8s/ketch/pkg/datastore"
 	"github.com/ketch-k8s/ketch/pkg/pki"
+	"github.com/ketch-k8s/ketch/pkg/supervisor"
+	"github.com/ketch-k8s/ketch/pkg/token"
 )
 
 // shutdownTimeout bounds how long components get to stop after SIGTERM.
@@ -36,20 +37,20 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	start := time.Now()
 
 	// Everything that can be checked is checked before anything starts.
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := daemon.LockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
+	defer lock.Release()
 	host, err := hostcheck.Check()
 	if err != nil {
 		return err
 	}
-	if err := checkPortsFree(serverPorts(cfg, net.JoinHostPort(cfg.BindAddress.String(), strconv.Itoa(cfg.HTTPSPort)))...); err != nil {
+	if err := daemon.CheckPortsFree(serverPorts(cfg, net.JoinHostPort(cfg.BindAddress.String(), strconv.Itoa(cfg.HTTPSPort)))...); err != nil {
 		return err
 	}
 	logFile := filepath.Join(cfg.DataDir, "logs", "ketch.log")
-	out, err := redirectLogs(logFile, cfg.Debug)
+	out, err := daemon.RedirectLogs(logFile, cfg.Debug)
 	if err != nil {
 		return err
 	}
@@ -59,11 +60,11 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 			klog.ErrorS(err, "Server failed")
 			if !cfg.Debug {
 				fmt.Fprintf(out, "ketch: %v (log: %s)\n", err, logFile)
-				err = ReportedError{err}
+				err = daemon.ReportedError{Err: err}
 			}
 		}
 	}()
-	p := progress{w: out, start: start}
+	p := daemon.Progress{W: out, Start: start}
 	for _, msg := range host.Messages {
 		fmt.Fprintf(out, "ketch: %s\n", msg)
 	}
@@ -82,7 +83,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 			err = fmt.Errorf("stopping the datastore: %w", stopErr)
 		}
 	}()
-	p.phase("datastore ready")
+	p.Phase("datastore ready")
 
 	certs, err := pki.EnsureServer(pki.ServerOptions{
 		Dir: filepath.Join(cfg.ServerDir(), "tls"), CredDir: filepath.Join(cfg.ServerDir(), "cred"),
@@ -91,6 +92,10 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
+	}
+	sup, err := newSupervisor(cfg, certs)
+	if err != nil {
+		return err
 	}
 	nodeCerts, err := certs.EnsureNode(pki.NodeOptions{
 		Dir: filepath.Join(cfg.AgentDir(), "tls"), CredDir: cfg.AgentDir(), APIServerURL: cfg.APIServerURL(),
@@ -117,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		deadline := time.Now().Add(shutdownTimeout)
 		for i := len(stages) - 1; i >= 0; i-- {
 			stages[i].cancel()
-			waitStopped(stages[i].components, deadline)
+			daemon.WaitStopped(stages[i].components, deadline, shutdownTimeout)
 		}
 		if node != nil {
 			node.Stop()
@@ -131,7 +136,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		KubeletClientCert: certs.APIServerKubeletClientCert, KubeletClientKey: certs.APIServerKubeletClientKey,
 		FrontProxyClientCert: certs.FrontProxyClientCert, FrontProxyClientKey: certs.FrontProxyClientKey,
 		AdminKubeconfig: certs.AdminKubeconfig, ControllerKubeconfig: certs.ControllerKubeconfig, SchedulerKubeconfig: certs.SchedulerKubeconfig,
-	}}
+	}, WrapHandler: sup.Wrap}
 	apiCtx, apiStage := newStage()
 	api, err := control.StartAPIServer(apiCtx, cp)
 	if err != nil {
@@ -142,9 +147,16 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := control.WaitReady(ctx, certs.AdminKubeconfig, api); err != nil {
 		return err
 	}
-	p.phase("apiserver ready")
+	p.Phase("apiserver ready")
 	if err := certs.WriteAdminKubeconfig(cfg.WriteKubeconfig, cfg.WriteKubeconfigMode, ""); err != nil {
 		return fmt.Errorf("writing the admin kubeconfig: %w", err)
+	}
+	client, err := adminClient(certs.AdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	if err := ensureRBAC(ctx, client); err != nil {
+		return err
 	}
 	controllersCtx, controllersStage := newStage()
 	for _, startFn := range []func(context.Context, control.Config) (*component.Component, error){control.StartControllerManager, control.StartScheduler} {
@@ -161,6 +173,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, DataDir: cfg.DataDir, RunDir: cfg.RunDir,
 		ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		Certs: nodeCerts, Host: host, KubeletArgs: cfg.KubeletArgs, KubeProxyArgs: cfg.KubeProxyArgs,
+		Labels: cfg.Labels, Taints: cfg.Taints, FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface,
 		Log: os.Stderr,
 	})
 	if err != nil {
@@ -169,27 +182,56 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	nodeStage.components = node.Components
 	components = append(components, node.Components...)
 
-	client, err := adminClient(certs.AdminKubeconfig)
-	if err != nil {
+	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.Registered); err != nil {
 		return err
 	}
-	if err := waitNode(ctx, client, cfg.NodeName, components, func(n *corev1.Node) bool { return true }); err != nil {
-		return err
-	}
-	p.phase("node registered")
+	p.Phase("node registered")
 	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
 		return err
 	}
-	if err := waitNode(ctx, client, cfg.NodeName, components, readySince(start)); err != nil {
+	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.ReadySince(start)); err != nil {
 		return err
 	}
-	p.phase("node Ready")
+	p.Phase("node Ready")
+	fmt.Fprintf(out, "ketch: agents join with: ketch agent --server https://%s --token-file %s\n",
+		net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), cfg.TokenFile())
 
-	if err := waitAny(ctx, components); err != nil {
+	if err := daemon.WaitAny(ctx, components); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "ketch: stopping")
 	return nil
+}
+
+// newSupervisor makes the join API and the server token it checks.
+func newSupervisor(cfg *config.Server, certs *pki.Server) (*supervisor.Supervisor, error) {
+	caBundle, err := os.ReadFile(certs.ServerCA)
+	if err != nil {
+		return nil, fmt.Errorf("reading the server CA: %w", err)
+	}
+	tok, err := token.EnsureServerToken(cfg.TokenFile(), caBundle, cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	clientCA, err := os.ReadFile(certs.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("reading the client CA: %w", err)
+	}
+	clientCAPool, err := supervisor.CAPool(clientCA)
+	if err != nil {
+		return nil, fmt.Errorf("the client CA: %w", err)
+	}
+	client, err := adminClient(certs.AdminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return supervisor.New(supervisor.Options{
+		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,
+		Agent: supervisor.AgentConfig{
+			ClusterCIDR: cfg.ClusterCIDR.String(), ServiceCIDR: cfg.ServiceCIDR.String(), ClusterDNS: cfg.ClusterDNS.String(),
+			ClusterDomain: cfg.ClusterDomain, FlannelBackend: cfg.FlannelBackend,
+		},
+	}), nil
 }
 
 func adminClient(kubeconfig string) (kubernetes.Interface, error) {
@@ -210,93 +252,8 @@ func labelControlPlane(ctx context.Context, client kubernetes.Interface, name st
 	return nil
 }
 
-// readySince is whether the node's kubelet has reported it Ready since t: after a restart the
-// Node still carries the previous run's Ready condition until the kubelet's first heartbeat.
-// Heartbeat times have a resolution of one second.
-func readySince(t time.Time) func(*corev1.Node) bool {
-	t = t.Truncate(time.Second)
-	return func(n *corev1.Node) bool {
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(t)
-			}
-		}
-		return false
-	}
-}
-
-// waitNode waits until the node exists and satisfies ok, failing early if a component stops.
-func waitNode(ctx context.Context, client kubernetes.Interface, name string, components []*component.Component, ok func(*corev1.Node) bool) error {
-	for {
-		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err == nil && ok(n) {
-			return nil
-		}
-		for _, c := range components {
-			select {
-			case <-c.Done():
-				return c.Stopped()
-			default:
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// waitAny waits until ctx ends (a clean stop) or a component stops (a failure).
-func waitAny(ctx context.Context, components []*component.Component) error {
-	stopped := make(chan error, len(components))
-	for _, c := range components {
-		go func(c *component.Component) {
-			select {
-			case <-c.Done():
-				stopped <- c.Stopped()
-			case <-ctx.Done():
-			}
-		}(c)
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-stopped:
-		// The kubelet handles SIGTERM itself and may stop a moment before ctx ends.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-			return err
-		}
-	}
-}
-
-// ReportedError is an error Run has already shown the user.
-type ReportedError struct{ Err error }
-
-func (e ReportedError) Error() string { return e.Err.Error() }
-func (e ReportedError) Unwrap() error { return e.Err }
-
 // stage is components that stop together.
 type stage struct {
 	cancel     context.CancelFunc
 	components []*component.Component
-}
-
-// waitStopped waits for stopping components until deadline: a wedged one must not keep the
-// process.
-func waitStopped(components []*component.Component, deadline time.Time) {
-	for _, c := range components {
-		select {
-		case <-c.Done():
-			if err := c.Err(); err != nil && !errors.Is(err, context.Canceled) {
-				klog.InfoS("Component stopped", "component", c.Name, "err", err)
-			}
-		case <-time.After(time.Until(deadline)):
-			klog.InfoS("Component did not stop in time", "component", c.Name, "timeout", shutdownTimeout)
-			return
-		}
-	}
 }

@@ -24,6 +24,13 @@ type Bridge struct {
 	IPAMDir  string // host-local's allocations; per node, since several may share a machine
 	Bridge   string // the bridge's name
 	PodCIDRs []string
+	// MTU is the MTU of the bridge and the pods' interfaces; 0 leaves the plugin's default
+	// (1500), which is too large under an overlay such as flannel's vxlan.
+	MTU int
+	// NoMasquerade is set when something else masquerades pod traffic leaving the cluster
+	// (flannel): the bridge plugin's ipMasq would also masquerade traffic to pods on other
+	// nodes, which then see the node's address instead of the pod's.
+	NoMasquerade bool
 }
 
 // Write writes the network's conflist atomically; containerd picks up the change by itself.
@@ -32,18 +39,22 @@ func (b Bridge) Write() error {
 	for _, c := range b.PodCIDRs {
 		ranges = append(ranges, []map[string]string{{"subnet": c}})
 	}
+	bridge := map[string]any{
+		"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": !b.NoMasquerade,
+		"hairpinMode": true, "forceAddress": true,
+		"ipam": map[string]any{
+			"type": "host-local", "dataDir": b.IPAMDir, "ranges": ranges,
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+		},
+	}
+	if b.MTU > 0 {
+		bridge["mtu"] = b.MTU
+	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "ketch",
 		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": true,
-				"hairpinMode": true, "forceAddress": true,
-				"ipam": map[string]any{
-					"type": "host-local", "dataDir": b.IPAMDir, "ranges": ranges,
-					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-				},
-			},
+			bridge,
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}

@@ -1,21 +1,18 @@
-package server
+package daemon
 
 import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/ketch-k8s/ketch/pkg/config"
 )
 
 func TestLockDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	lock, err := lockDataDir(dir)
+	lock, err := LockDataDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +23,7 @@ func TestLockDataDir(t *testing.T) {
 
 	// flock locks belong to the open file, so a second open in this process contends like another
 	// process would.
-	_, err = lockDataDir(dir)
+	_, err = LockDataDir(dir)
 	if err == nil {
 		t.Fatal("a second lock of a locked data dir succeeded")
 	}
@@ -37,12 +34,12 @@ func TestLockDataDir(t *testing.T) {
 	}
 	t.Log(err)
 
-	lock.release()
-	lock, err = lockDataDir(dir)
+	lock.Release()
+	lock, err = LockDataDir(dir)
 	if err != nil {
 		t.Fatalf("locking again after release: %v", err)
 	}
-	lock.release()
+	lock.Release()
 }
 
 // TestLockDataDirHeldElsewhere takes the lock as another ketch would, with a pid of its own in
@@ -60,7 +57,7 @@ func TestLockDataDirHeldElsewhere(t *testing.T) {
 	if _, err := f.WriteString("4242\n"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = lockDataDir(dir)
+	_, err = LockDataDir(dir)
 	if err == nil || !strings.Contains(err.Error(), "(pid 4242)") || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("got %v, want an in-use error naming pid 4242", err)
 	}
@@ -74,7 +71,7 @@ func TestLockDataDirNotCreatable(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := lockDataDir(filepath.Join(file, "data"))
+	_, err := LockDataDir(filepath.Join(file, "data"))
 	if err == nil || !strings.Contains(err.Error(), "creating data dir "+filepath.Join(file, "data")) {
 		t.Fatalf("got %v", err)
 	}
@@ -89,12 +86,12 @@ func TestCheckPortsFree(t *testing.T) {
 	busy := l.Addr().String()
 	free := freeAddr(t)
 
-	if err := checkPortsFree(listenPort{free, "kube-apiserver", "--https-listen-port"}); err != nil {
+	if err := CheckPortsFree(Port{free, "kube-apiserver", "--https-listen-port"}); err != nil {
 		t.Fatalf("a free port: %v", err)
 	}
-	err = checkPortsFree(
-		listenPort{free, "kube-scheduler", "--kube-scheduler-arg secure-port=PORT"},
-		listenPort{busy, "the kubelet", "--kubelet-arg port=PORT"},
+	err = CheckPortsFree(
+		Port{free, "kube-scheduler", "--kube-scheduler-arg secure-port=PORT"},
+		Port{busy, "the kubelet", "--kubelet-arg port=PORT"},
 	)
 	if err == nil {
 		t.Fatal("a port in use passed the check")
@@ -115,13 +112,13 @@ func TestCheckPortsFree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	err = checkPortsFree(listenPort{busy, "a", "x"}, listenPort{l2.Addr().String(), "b", "y"})
+	err = CheckPortsFree(Port{busy, "a", "x"}, Port{l2.Addr().String(), "b", "y"})
 	if err == nil || !strings.Contains(err.Error(), busy+", for a") || !strings.Contains(err.Error(), l2.Addr().String()+", for b") {
 		t.Errorf("two ports in use: %v", err)
 	}
 
 	// An address that is not this host's.
-	err = checkPortsFree(listenPort{"192.0.2.1:6443", "kube-apiserver", "--bind-address"})
+	err = CheckPortsFree(Port{"192.0.2.1:6443", "kube-apiserver", "--bind-address"})
 	if err == nil || !strings.Contains(err.Error(), "kube-apiserver cannot listen on 192.0.2.1:6443: it is not an address of this host") {
 		t.Errorf("foreign address: %v", err)
 	}
@@ -135,45 +132,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func TestServerPorts(t *testing.T) {
-	addrs := func(ports []listenPort) []string {
-		var out []string
-		for _, p := range ports {
-			out = append(out, p.addr+" "+p.component)
-		}
-		return out
-	}
-	got := addrs(serverPorts(&config.Server{}, "0.0.0.0:6443"))
-	want := []string{
-		"0.0.0.0:6443 kube-apiserver",
-		"127.0.0.1:10257 kube-controller-manager",
-		"127.0.0.1:10259 kube-scheduler",
-		"0.0.0.0:10250 the kubelet",
-		"127.0.0.1:10248 the kubelet's health checks",
-		"127.0.0.1:10249 kube-proxy's metrics",
-		"127.0.0.1:10256 kube-proxy's health checks",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("default ports:\n got %q\nwant %q", got, want)
-	}
-
-	// The user's --*-arg values move or turn off a component's server; the last one wins.
-	got = addrs(serverPorts(&config.Server{
-		ControllerManagerArgs: []string{"secure-port=0"},
-		SchedulerArgs:         []string{"bind-address=::1", "secure_port=20259"},
-		KubeletArgs:           []string{"port=1", "port=20250", "address=127.0.0.1", "healthz-port=0", "read-only-port=10255"},
-		KubeProxyArgs:         []string{"metrics-bind-address=0.0.0.0:20249", "healthz-bind-address="},
-	}, "127.0.0.1:7443"))
-	want = []string{
-		"127.0.0.1:7443 kube-apiserver",
-		"[::1]:20259 kube-scheduler",
-		"127.0.0.1:20250 the kubelet",
-		"127.0.0.1:10255 the kubelet's read-only server",
-		"0.0.0.0:20249 kube-proxy's metrics",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("overridden ports:\n got %q\nwant %q", got, want)
-	}
 }

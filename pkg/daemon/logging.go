@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"flag"
@@ -10,10 +10,10 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// redirectLogs sends everything the components write to stderr (klog, containerd's logrus, Go
+// RedirectLogs sends everything the components write to stderr (klog, containerd's logrus, Go
 // runtime panics) to logPath, unless debug. It returns where ketch's own lines go: the original
 // stderr. Redirecting the file descriptor, not just klog's writer, catches every library.
-func redirectLogs(logPath string, debug bool) (*os.File, error) {
+func RedirectLogs(logPath string, debug bool) (*os.File, error) {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	if debug {
@@ -37,3 +37,9 @@ func redirectLogs(logPath string, debug bool) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(saved), "stderr"), nil
 }
+
+// ReportedError is an error a command has already shown the user.
+type ReportedError struct{ Err error }
+
+func (e ReportedError) Error() string { return e.Err.Error() }
+func (e ReportedError) Unwrap() error { return e.Err }
