@@ -22,7 +22,7 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server fmt vet clean
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode fmt vet clean
 
 all: build
 
@@ -56,7 +56,7 @@ test-fuzz:
 test-apiserver-storage:
 	scripts/test-apiserver-storage.sh
 
-bench: bench-datastore bench-server
+bench: bench-datastore bench-server bench-multinode
 
 bench-datastore: build
 	$(GO) run ./cmd/ketch-bench datastore --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
@@ -64,6 +64,11 @@ bench-datastore: build
 # bench-server starts real servers: it needs root and a host with no other ketch node running.
 bench-server: build
 	$(GO) run ./cmd/ketch-bench server --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+
+# bench-multinode brings up two 3-node clusters with scripts/ketch-cluster.sh (root; it holds
+# /tmp/ketch-host.lock and takes them down at the end).
+bench-multinode: build
+	$(GO) run ./cmd/ketch-bench multinode --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 fmt:
 	gofmt -w cmd pkg internal

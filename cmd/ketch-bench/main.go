@@ -5,6 +5,7 @@
 //
 //	ketch-bench datastore --ketch-bin PATH [--out FILE] [--targets ketch,etcd] [--quick] [--data-root DIR]
 //	ketch-bench server --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
+//	ketch-bench multinode --ketch-bin PATH [--out FILE] [--quick] [--script PATH] [--killall PATH]
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 
 const usageText = `usage: ketch-bench datastore --ketch-bin PATH [flags]
        ketch-bench server --ketch-bin PATH [flags]
+       ketch-bench multinode --ketch-bin PATH [flags]
 
 datastore: benchmarks ketch's datastore against embedded etcd with the same workload.
 
@@ -35,6 +37,18 @@ with scripts/ketch-killall.sh.
   --quick              2 cold and 2 warm starts instead of 3 and 3, 30 s idle instead of 2 min
   --data-root DIR      parent of the scratch data dirs (default /var/tmp; never tmpfs)
   --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
+
+multinode: a server and two agents made by scripts/ketch-cluster.sh, each in its own network
+namespace: agent start to node Ready (cold join and warm restart), an idle agent's memory, and
+pod-to-pod TCP throughput and latency on the same node and across nodes, with flannel vxlan and
+host-gw (two clusters, one after the other). Runs as root, holds /tmp/ketch-host.lock and takes
+every cluster down at the end.
+
+  --ketch-bin PATH     ketch binary to benchmark (required)
+  --out FILE           markdown file whose multinode section is replaced
+  --quick              1 cold and 1 warm start, 15 s idle, one 3 s stream per path
+  --script PATH        ketch-cluster.sh (default: next to ketch-killall.sh)
+  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
 `
 
 func main() {
@@ -48,6 +62,8 @@ func main() {
 		err = runDatastoreBench(os.Args[2:])
 	case "server":
 		err = runServerBench(os.Args[2:])
+	case "multinode":
+		err = runMultinodeBench(os.Args[2:])
 	case "etcd-server":
 		// Hidden: the bench re-execs itself with this so etcd gets its own process, whose
 		// memory is measured exactly like ketch's.
