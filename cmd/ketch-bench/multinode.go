@@ -46,7 +46,7 @@ type mnSizes struct {
 }
 
 func defaultMNSizes(quick bool) mnSizes {
-	s := mnSizes{coldRuns: 3, warmRuns: 3, idle: time.Minute, streamRuns: 3, streamSecs: 10, rrCount: 10000, readyTimeout: 2 * time.Minute}
+	s := mnSizes{coldRuns: 3, warmRuns: 3, idle: time.Minute, streamRuns: 5, streamSecs: 6, rrCount: 10000, readyTimeout: 2 * time.Minute}
 	if quick {
 		s.coldRuns, s.warmRuns, s.idle, s.streamRuns, s.streamSecs, s.rrCount = 1, 1, 15*time.Second, 1, 3, 2000
 	}
