@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ketch-k8s/ketch/pkg/daemon"
 	"io"
 	"os"
 	"path/filepath"
@@ -96,7 +97,7 @@ func (c *mnCluster) agentPhase(ctx context.Context, res *mnResult) error {
 		if err != nil {
 			return err
 		}
-		_, hb := readyCondition(n)
+		_, hb := daemon.ReadyCondition(n)
 		run, err := c.startAgent(ctx, i, label, hb, true)
 		if err != nil {
 			return err
@@ -130,9 +131,7 @@ func (c *mnCluster) agentPhase(ctx context.Context, res *mnResult) error {
 func (m agentMemory) total() pssGroup { return m.agent.plus(m.shims).plus(m.containers) }
 
 // settle is the pause between an agent's Ready and its next stop: the agent has more to do
-// after Ready (pod network, kube-proxy's first sync); and the agent's own "node Ready" check
-// (pkg/daemon.ReadySince) accepts any Ready heartbeat from its start's second on, so a restart
-// in the same second as the previous run's last heartbeat would have it print Ready at once.
+// after Ready (pod network, kube-proxy's first sync).
 const settle = 3 * time.Second
 
 func (c *mnCluster) stopAgent(ctx context.Context, i int) (time.Duration, error) {
@@ -184,7 +183,7 @@ func (c *mnCluster) startAgent(ctx context.Context, i int, label string, prevHea
 		at := time.Since(t0)
 		if run.ready == 0 {
 			n, err := c.client.CoreV1().Nodes().Get(pctx, name, metav1.GetOptions{})
-			if err == nil && readySince(n, t0, prevHeartbeat) {
+			if err == nil && daemon.ReadySince(t0, prevHeartbeat)(n) {
 				run.ready = at
 			} else if err != nil && !apierrors.IsNotFound(err) && pctx.Err() == nil {
 				c.b.logf("%s: get node: %v", label, err)
@@ -232,25 +231,6 @@ func (c *mnCluster) startAgent(ctx context.Context, i int, label string, prevHea
 	}
 	c.b.logf("%s: %s Ready after %s%s (agent's own clock: %s)", label, name, fmtSeconds(run.ready), lease, strings.Join(parts, ", "))
 	return run, nil
-}
-
-// readyCondition returns the Node's Ready status and last heartbeat.
-func readyCondition(n *corev1.Node) (corev1.ConditionStatus, time.Time) {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status, c.LastHeartbeatTime.Time
-		}
-	}
-	return corev1.ConditionUnknown, time.Time{}
-}
-
-// readySince is whether the Node is Ready by a heartbeat of a kubelet started at t0: not
-// before t0's second (heartbeats are kept to the second) and after prev, the last heartbeat
-// before that kubelet's start. A Node restarted briefly stays Ready in the API throughout, so
-// the condition's status alone says nothing about the new kubelet.
-func readySince(n *corev1.Node, t0, prev time.Time) bool {
-	status, hb := readyCondition(n)
-	return status == corev1.ConditionTrue && !hb.Before(t0.Truncate(time.Second)) && hb.After(prev)
 }
 
 // renewedSince is whether the Lease was renewed after t0 (renewTime has microseconds).

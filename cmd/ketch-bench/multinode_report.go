@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -104,7 +102,7 @@ func (r mnReport) section() string {
 		fmt.Fprintf(&b, "**Quick smoke run (`--quick`): %s and %s, %.0f s idle, %s of %d s; the numbers are not representative.**\n\n",
 			plural(sz.coldRuns, "cold start"), plural(sz.warmRuns, "warm start"), sz.idle.Seconds(), plural(sz.streamRuns, "stream"), sz.streamSecs)
 	}
-	fmt.Fprintf(&b, "- Command: `%s`\n", mnCommandLine(r.opts.args))
+	fmt.Fprintf(&b, "- Command: `%s`\n", commandLine("multinode", r.opts.args))
 	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dirs on %s; %s; load average %s when the run started, %s when it ended\n", m.cpu, m.cores, m.memory, m.kernel, m.filesystem, m.goVersion, res.load, res.loadEnd)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n", r.opts.ketchBin, m.ketchBin)
@@ -215,17 +213,4 @@ func agentRunList(runs []agentStart) string {
 		return "—"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// mnCommandLine reproduces the invocation (commandLine's form for this subcommand).
-func mnCommandLine(args []string) string {
-	prog := filepath.Base(os.Args[0])
-	if strings.Contains(os.Args[0], "go-build") {
-		prog = "go run ./cmd/ketch-bench"
-	}
-	parts := []string{prog, "multinode"}
-	for _, a := range args {
-		parts = append(parts, shellQuote(a))
-	}
-	return strings.Join(parts, " ")
 }

@@ -148,7 +148,7 @@ func (r report) section() string {
 		b.WriteString("**Quick smoke run (`--quick`): counts are reduced and the numbers are not representative.**\n\n")
 	}
 	m := r.machine
-	fmt.Fprintf(&b, "- Command: `%s`\n", commandLine(r.opts.args))
+	fmt.Fprintf(&b, "- Command: `%s`\n", commandLine("datastore", r.opts.args))
 	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s\n", m.cpu, m.cores, m.memory, m.kernel, m.filesystem, m.goVersion)
 	fmt.Fprintf(&b, "- etcd: %s, embedded (`go.etcd.io/etcd/server/v3/embed`) in its own process, single member, default settings (fsync on)\n", m.etcdVersion)
@@ -172,14 +172,14 @@ func (r report) section() string {
 	return b.String()
 }
 
-// commandLine reproduces the invocation; under `go run` the binary is a temporary file, so
-// the reproducible form is the go run command.
-func commandLine(args []string) string {
+// commandLine reproduces a subcommand's invocation; under `go run` the binary is a temporary
+// file, so the reproducible form is the go run command.
+func commandLine(subcommand string, args []string) string {
 	prog := filepath.Base(os.Args[0])
 	if strings.Contains(os.Args[0], "go-build") {
 		prog = "go run ./cmd/ketch-bench"
 	}
-	parts := []string{prog, "datastore"}
+	parts := []string{prog, subcommand}
 	for _, a := range args {
 		parts = append(parts, shellQuote(a))
 	}

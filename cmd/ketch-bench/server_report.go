@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -114,7 +112,7 @@ func (r serverReport) section() string {
 	if r.opts.quick {
 		fmt.Fprintf(&b, "**Quick smoke run (`--quick`): %d cold and %d warm starts, %s idle; the numbers are not representative.**\n\n", r.sizes.coldRuns, r.sizes.warmRuns, r.sizes.idle)
 	}
-	fmt.Fprintf(&b, "- Command: `%s`\n", serverCommandLine(r.opts.args))
+	fmt.Fprintf(&b, "- Command: `%s`\n", commandLine("server", r.opts.args))
 	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s; load average %s when the run started\n", m.cpu, m.cores, m.memory, m.kernel, m.filesystem, m.goVersion, res.load)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n\n", r.opts.ketchBin, m.ketchBin)
@@ -216,17 +214,4 @@ func runList(runs []startRun) string {
 		return "—"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// serverCommandLine reproduces the invocation (commandLine's form for this subcommand).
-func serverCommandLine(args []string) string {
-	prog := filepath.Base(os.Args[0])
-	if strings.Contains(os.Args[0], "go-build") {
-		prog = "go run ./cmd/ketch-bench"
-	}
-	parts := []string{prog, "server"}
-	for _, a := range args {
-		parts = append(parts, shellQuote(a))
-	}
-	return strings.Join(parts, " ")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -45,29 +47,18 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 	if err != nil {
 		return err
 	}
-	ports := append([]daemon.Port{{Addr: loadBalancerAddress, Component: "the agent's kube-apiserver load balancer", Move: "(fixed)"}},
+	ports := append([]daemon.Port{{Addr: loadBalancerAddress, Component: "the agent's kube-apiserver load balancer", Move: "none, the port is fixed; stop what holds it"}},
 		daemon.NodePorts(cfg.KubeletArgs, cfg.KubeProxyArgs)...)
 	if err := daemon.CheckPortsFree(ports...); err != nil {
 		return err
 	}
-	logFile := filepath.Join(cfg.DataDir, "logs", "ketch.log")
-	out, err := daemon.RedirectLogs(logFile, cfg.Debug)
+	p, err := daemon.OpenConsole(cfg.DataDir, cfg.Debug, start, host.Messages)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			klog.ErrorS(err, "Agent failed")
-			if !cfg.Debug {
-				fmt.Fprintf(out, "ketch: %v (log: %s)\n", err, logFile)
-				err = daemon.ReportedError{Err: err}
-			}
-		}
-	}()
-	p := daemon.Progress{W: out, Start: start}
-	for _, msg := range host.Messages {
-		fmt.Fprintf(out, "ketch: %s\n", msg)
-	}
+	// From here on stderr is the log file: a failure goes there and to the user's terminal.
+	defer p.Report("Agent failed", &err)
+	out := p.Out()
 
 	sup, cluster, err := join(ctx, cfg, out)
 	if err != nil {
@@ -112,6 +103,11 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 		return fmt.Errorf("node certificates: %w", err)
 	}
 
+	nodeClient, err := clientFor(certs.KubeletKubeconfig)
+	if err != nil {
+		return err
+	}
+	previousHeartbeat := daemon.LastHeartbeat(ctx, nodeClient, cfg.NodeName)
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
 	node, err := Start(nodeCtx, Config{
@@ -136,15 +132,11 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 	}
 	go loadbalancer.WatchServers(lbCtx, proxyClient, lb)
 
-	nodeClient, err := clientFor(certs.KubeletKubeconfig)
-	if err != nil {
-		return err
-	}
 	if err := daemon.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, daemon.Registered); err != nil {
 		return err
 	}
 	p.Phase("node registered")
-	if err := daemon.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, daemon.ReadySince(start)); err != nil {
+	if err := daemon.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, daemon.ReadySince(start, previousHeartbeat)); err != nil {
 		return err
 	}
 	p.Phase("node Ready")
@@ -163,7 +155,7 @@ type clusterSettings struct {
 }
 
 // join verifies the server against the token and fetches the cluster's settings.
-func join(ctx context.Context, cfg *config.Agent, out *os.File) (sup *supervisor.Client, cs *clusterSettings, err error) {
+func join(ctx context.Context, cfg *config.Agent, out io.Writer) (sup *supervisor.Client, cs *clusterSettings, err error) {
 	err = retry(ctx, out, cfg.ServerURL, func() error {
 		if sup, err = supervisor.Connect(ctx, cfg.ServerURL, cfg.Token); err != nil {
 			return err
@@ -187,7 +179,7 @@ func join(ctx context.Context, cfg *config.Agent, out *os.File) (sup *supervisor
 // retry runs call until it succeeds, fails for good, or ctx ends. A server that cannot be
 // reached or is not ready yet is waited for, as the agents of a cluster that boots all at once
 // must; a refusal is final.
-func retry(ctx context.Context, out *os.File, server string, call func() error) error {
+func retry(ctx context.Context, out io.Writer, server string, call func() error) error {
 	var last string
 	for {
 		err := call()
@@ -222,7 +214,7 @@ func nodePassword(path string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+	if err := renameio.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("writing the node password: %w", err)
 	}
 	return password, nil

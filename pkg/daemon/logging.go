@@ -3,9 +3,11 @@ package daemon
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 )
@@ -43,3 +45,40 @@ type ReportedError struct{ Err error }
 
 func (e ReportedError) Error() string { return e.Err.Error() }
 func (e ReportedError) Unwrap() error { return e.Err }
+
+// Console is what a long-running command shows the user: start-up phases and failures, while
+// the components' logs go to the log file.
+type Console struct {
+	Progress
+	logFile string
+	debug   bool
+}
+
+// OpenConsole sends the logs to <dataDir>/logs/ketch.log (unless debug) and prints how ketch
+// adapts to the host.
+func OpenConsole(dataDir string, debug bool, start time.Time, hostMessages []string) (*Console, error) {
+	logFile := filepath.Join(dataDir, "logs", "ketch.log")
+	out, err := RedirectLogs(logFile, debug)
+	if err != nil {
+		return nil, err
+	}
+	for _, msg := range hostMessages {
+		fmt.Fprintf(out, "ketch: %s\n", msg)
+	}
+	return &Console{Progress: Progress{W: out, Start: start}, logFile: logFile, debug: debug}, nil
+}
+
+// Out is the user's terminal.
+func (c *Console) Out() io.Writer { return c.W }
+
+// Report logs a failure and shows it on the terminal, once; use as defer c.Report(what, &err).
+func (c *Console) Report(what string, err *error) {
+	if *err == nil {
+		return
+	}
+	klog.ErrorS(*err, what)
+	if !c.debug {
+		fmt.Fprintf(c.W, "ketch: %v (log: %s)\n", *err, c.logFile)
+		*err = ReportedError{Err: *err}
+	}
+}

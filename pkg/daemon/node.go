@@ -16,18 +16,34 @@ import (
 // Registered is any Node that exists.
 func Registered(*corev1.Node) bool { return true }
 
-// ReadySince is whether the node's kubelet has reported it Ready since t: after a restart the
-// Node still carries the previous run's Ready condition until the kubelet's first heartbeat.
-// Heartbeat times have a resolution of one second.
-func ReadySince(t time.Time) func(*corev1.Node) bool {
-	t = t.Truncate(time.Second)
-	return func(n *corev1.Node) bool {
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(t)
-			}
+// ReadyCondition is the node's Ready status and that condition's last heartbeat.
+func ReadyCondition(n *corev1.Node) (corev1.ConditionStatus, time.Time) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status, c.LastHeartbeatTime.Time
 		}
-		return false
+	}
+	return corev1.ConditionUnknown, time.Time{}
+}
+
+// LastHeartbeat is the node's Ready heartbeat as it is now, or zero if there is no such Node.
+func LastHeartbeat(ctx context.Context, client kubernetes.Interface, name string) time.Time {
+	n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return time.Time{}
+	}
+	_, hb := ReadyCondition(n)
+	return hb
+}
+
+// ReadySince is whether the node is Ready by a heartbeat of a kubelet started at start: after
+// a restart the Node still carries the previous run's Ready condition until the new kubelet's
+// first report. Heartbeats are kept to the second, so one in start's second counts, unless it is
+// previous, the heartbeat the Node had before this start.
+func ReadySince(start, previous time.Time) func(*corev1.Node) bool {
+	return func(n *corev1.Node) bool {
+		status, hb := ReadyCondition(n)
+		return status == corev1.ConditionTrue && !hb.Before(start.Truncate(time.Second)) && hb.After(previous)
 	}
 }
 

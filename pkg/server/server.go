@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
+	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/ketch-k8s/ketch/pkg/agent"
 	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
@@ -49,25 +49,13 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := daemon.CheckPortsFree(serverPorts(cfg, net.JoinHostPort(cfg.BindAddress.String(), strconv.Itoa(cfg.HTTPSPort)))...); err != nil {
 		return err
 	}
-	logFile := filepath.Join(cfg.DataDir, "logs", "ketch.log")
-	out, err := daemon.RedirectLogs(logFile, cfg.Debug)
+	p, err := daemon.OpenConsole(cfg.DataDir, cfg.Debug, start, host.Messages)
 	if err != nil {
 		return err
 	}
 	// From here on stderr is the log file: a failure goes there and to the user's terminal.
-	defer func() {
-		if err != nil {
-			klog.ErrorS(err, "Server failed")
-			if !cfg.Debug {
-				fmt.Fprintf(out, "ketch: %v (log: %s)\n", err, logFile)
-				err = daemon.ReportedError{Err: err}
-			}
-		}
-	}()
-	p := daemon.Progress{W: out, Start: start}
-	for _, msg := range host.Messages {
-		fmt.Fprintf(out, "ketch: %s\n", msg)
-	}
+	defer p.Report("Server failed", &err)
+	out := p.Out()
 
 	ds, err := datastore.Start(datastore.Config{
 		DataDir:          cfg.DatastoreDir(),
@@ -93,7 +81,12 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	sup, err := newSupervisor(cfg, certs)
+	// The client only connects once kube-apiserver serves; the supervisor uses it per request.
+	client, err := adminClient(certs.AdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	sup, err := newSupervisor(cfg, certs, client)
 	if err != nil {
 		return err
 	}
@@ -151,10 +144,6 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := certs.WriteAdminKubeconfig(cfg.WriteKubeconfig, cfg.WriteKubeconfigMode, ""); err != nil {
 		return fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
-	client, err := adminClient(certs.AdminKubeconfig)
-	if err != nil {
-		return err
-	}
 	if err := ensureRBAC(ctx, client); err != nil {
 		return err
 	}
@@ -168,6 +157,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		components = append(components, c)
 	}
 
+	previousHeartbeat := daemon.LastHeartbeat(ctx, client, cfg.NodeName)
 	nodeCtx, nodeStage := newStage()
 	node, err = agent.Start(nodeCtx, agent.Config{
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, DataDir: cfg.DataDir, RunDir: cfg.RunDir,
@@ -189,7 +179,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
 		return err
 	}
-	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.ReadySince(start)); err != nil {
+	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.ReadySince(start, previousHeartbeat)); err != nil {
 		return err
 	}
 	p.Phase("node Ready")
@@ -204,7 +194,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 }
 
 // newSupervisor makes the join API and the server token it checks.
-func newSupervisor(cfg *config.Server, certs *pki.Server) (*supervisor.Supervisor, error) {
+func newSupervisor(cfg *config.Server, certs *pki.Server, client kubernetes.Interface) (*supervisor.Supervisor, error) {
 	caBundle, err := os.ReadFile(certs.ServerCA)
 	if err != nil {
 		return nil, fmt.Errorf("reading the server CA: %w", err)
@@ -213,17 +203,9 @@ func newSupervisor(cfg *config.Server, certs *pki.Server) (*supervisor.Superviso
 	if err != nil {
 		return nil, err
 	}
-	clientCA, err := os.ReadFile(certs.ClientCA)
-	if err != nil {
-		return nil, fmt.Errorf("reading the client CA: %w", err)
-	}
-	clientCAPool, err := supervisor.CAPool(clientCA)
+	clientCAPool, err := certutil.NewPool(certs.ClientCA)
 	if err != nil {
 		return nil, fmt.Errorf("the client CA: %w", err)
-	}
-	client, err := adminClient(certs.AdminKubeconfig)
-	if err != nil {
-		return nil, err
 	}
 	return supervisor.New(supervisor.Options{
 		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,

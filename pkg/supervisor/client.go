@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	certutil "k8s.io/client-go/util/cert"
+
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/token"
 )
@@ -50,7 +52,7 @@ func Connect(ctx context.Context, serverURL string, tok token.Token) (*Client, e
 	if !tok.MatchesCA(bundle) {
 		return nil, fmt.Errorf("%w: the token is for another cluster, or something between here and %s answers in its place", ErrCAMismatch, u.Host)
 	}
-	pool, err := CAPool(bundle)
+	pool, err := certutil.NewPoolFromBytes(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("the server's CA bundle: %w", err)
 	}

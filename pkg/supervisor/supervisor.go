@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/pki"
@@ -260,17 +259,4 @@ func writeJSON(w http.ResponseWriter, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		klog.ErrorS(err, "Writing a supervisor response")
 	}
-}
-
-// CAPool parses a PEM bundle into a pool.
-func CAPool(pem []byte) (*x509.CertPool, error) {
-	certs, err := certutil.ParseCertsPEM(pem)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
-	return pool, nil
 }

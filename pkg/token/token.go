@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/google/renameio/v2"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 )
 
@@ -149,7 +150,10 @@ func EnsureServerToken(path string, caBundle []byte, given string) (Token, error
 		t.Username = ServerUser
 	}
 	t.CAHash = hash
-	if err := writeFileAtomic(path, []byte(t.String()+"\n"), 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return Token{}, fmt.Errorf("writing the server token: %w", err)
+	}
+	if err := renameio.WriteFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
 		return Token{}, fmt.Errorf("writing the server token: %w", err)
 	}
 	return t, nil
@@ -170,15 +174,4 @@ func randomSecret() (string, error) {
 		return "", fmt.Errorf("generating a token secret: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
