@@ -22,13 +22,13 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode fmt vet clean
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons fmt vet clean
 
 all: build
 
 include build/bundle.mk
 
-build: bundle pause
+build: bundle addons pause
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ketch
 
 # The pause binary's bytes name the pause image, so they must not change with the commit.
@@ -56,7 +56,7 @@ test-fuzz:
 test-apiserver-storage:
 	scripts/test-apiserver-storage.sh
 
-bench: bench-datastore bench-server bench-multinode
+bench: bench-datastore bench-server bench-multinode bench-addons
 
 bench-datastore: build
 	$(GO) run ./cmd/ketch-bench datastore --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
@@ -69,6 +69,11 @@ bench-server: build
 # /tmp/ketch-host.lock and takes them down at the end).
 bench-multinode: build
 	$(GO) run ./cmd/ketch-bench multinode --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+
+# bench-addons starts real servers, like bench-server, and times the bundled addons (root; it
+# holds /tmp/ketch-host.lock).
+bench-addons: build
+	$(GO) run ./cmd/ketch-bench addons --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 fmt:
 	gofmt -w cmd pkg internal

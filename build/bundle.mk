@@ -66,3 +66,27 @@ $(BUNDLE_DIR)/SHA256SUMS: go.mod go.sum build/bundle.mk
 
 bundle-clean:
 	rm -f $(BUNDLE_DIR)/SHA256SUMS $(BUNDLE_DIR)/SHA256SUMS.tmp $(BUNDLE_DIR)/programs.tar.zst
+	rm -f $(ADDONS_DIR)/SHA256SUMS $(ADDONS_DIR)/SHA256SUMS.tmp $(ADDONS_DIR)/programs.tar.zst
+
+# Addon bundle: cmd/ketch-addons, the program of the addon image (pkg/images/addons.go), in
+# the same archive format. It is rebuilt when its sources change, not only its pins.
+ADDONS_DIR := pkg/images/addons
+ADDONS_SRC := $(shell find cmd/ketch-addons pkg/addons -name '*.go' -not -name '*_test.go' 2>/dev/null)
+
+.PHONY: addons
+addons: $(ADDONS_DIR)/SHA256SUMS
+
+$(ADDONS_DIR)/SHA256SUMS: SHELL := /bin/bash
+$(ADDONS_DIR)/SHA256SUMS: go.mod go.sum build/bundle.mk $(ADDONS_SRC)
+	@set -euo pipefail; \
+	command -v zstd >/dev/null || { echo "addons: needs zstd: apt-get install zstd" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "addons: ketch-addons"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$$tmp/ketch-addons" ./cmd/ketch-addons; \
+	rm -f $(ADDONS_DIR)/SHA256SUMS $(ADDONS_DIR)/programs.tar.zst; \
+	cd "$$tmp"; \
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - ketch-addons | \
+		zstd -q -19 -T0 --long=26 -o "$(CURDIR)/$(ADDONS_DIR)/programs.tar.zst"; \
+	sha256sum ketch-addons > "$(CURDIR)/$(ADDONS_DIR)/SHA256SUMS.tmp"; \
+	mv "$(CURDIR)/$(ADDONS_DIR)/SHA256SUMS.tmp" "$(CURDIR)/$(ADDONS_DIR)/SHA256SUMS"; \
+	echo "addons: $$(du -h $(CURDIR)/$(ADDONS_DIR)/programs.tar.zst | cut -f1) compressed in $(ADDONS_DIR)/programs.tar.zst"

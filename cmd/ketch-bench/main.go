@@ -1,11 +1,13 @@
 // Command ketch-bench is a development-only benchmark tool, not shipped with ketch. Each
 // command writes its own section of a markdown file. datastore runs one workload against
 // ketch's datastore and against a real, embedded etcd; server measures `ketch server` as a
-// user sees it: binary size, time to a Ready node, the node's memory and pod start-up latency.
+// user sees it: binary size, time to a Ready node, the node's memory and pod start-up latency;
+// multinode measures agents and the pod network; addons measures the bundled addons.
 //
 //	ketch-bench datastore --ketch-bin PATH [--out FILE] [--targets ketch,etcd] [--quick] [--data-root DIR]
 //	ketch-bench server --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
 //	ketch-bench multinode --ketch-bin PATH [--out FILE] [--quick] [--script PATH] [--killall PATH]
+//	ketch-bench addons --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 const usageText = `usage: ketch-bench datastore --ketch-bin PATH [flags]
        ketch-bench server --ketch-bin PATH [flags]
        ketch-bench multinode --ketch-bin PATH [flags]
+       ketch-bench addons --ketch-bin PATH [flags]
 
 datastore: benchmarks ketch's datastore against embedded etcd with the same workload.
 
@@ -49,6 +52,17 @@ every cluster down at the end.
   --quick              1 cold and 1 warm start, 15 s idle, one 3 s stream per path
   --script PATH        ketch-cluster.sh (default: next to ketch-killall.sh)
   --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
+
+addons: the bundled addons of ketch server: exec to all addon Deployments available (cold
+starts), the addon pods' idle memory, and DNS lookup latency from a pod through the cluster
+DNS. Runs as root, holds /tmp/ketch-host.lock, starts real servers one at a time (the host must
+not run another ketch node) and cleans up after them with scripts/ketch-killall.sh.
+
+  --ketch-bin PATH     ketch binary to benchmark (required)
+  --out FILE           markdown file whose addons section is replaced
+  --quick              2 cold starts instead of 3, 20 s idle instead of 1 min
+  --data-root DIR      parent of the scratch data dirs (default /var/tmp; never tmpfs)
+  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
 `
 
 func main() {
@@ -64,6 +78,8 @@ func main() {
 		err = runServerBench(os.Args[2:])
 	case "multinode":
 		err = runMultinodeBench(os.Args[2:])
+	case "addons":
+		err = runAddonsBench(os.Args[2:])
 	case "etcd-server":
 		// Hidden: the bench re-execs itself with this so etcd gets its own process, whose
 		// memory is measured exactly like ketch's.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -92,19 +91,8 @@ func runMultinodeBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root: the nodes run in network namespaces and run containers (try sudo)")
-	}
-	if opts.ketchBin, err = filepath.Abs(opts.ketchBin); err != nil {
-		return fmt.Errorf("--ketch-bin: %w", err)
-	}
-	binInfo, err := os.Stat(opts.ketchBin)
+	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
 	if err != nil {
-		return fmt.Errorf("--ketch-bin: %w", err)
-	} else if binInfo.IsDir() || binInfo.Mode()&0o111 == 0 {
-		return fmt.Errorf("--ketch-bin: %s is not an executable file", opts.ketchBin)
-	}
-	if opts.killall, err = findKillall(opts.killall, opts.ketchBin); err != nil {
 		return err
 	}
 	if opts.script == "" {
@@ -117,12 +105,8 @@ func runMultinodeBench(args []string) (err error) {
 		return fmt.Errorf("--script: %s is not an executable file", opts.script)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills the bench at once
-	}()
 	started := time.Now()
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
@@ -155,8 +139,8 @@ func runMultinodeBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Stat(opts.ketchBin); err != nil || st.Size() != binInfo.Size() || !st.ModTime().Equal(binInfo.ModTime()) {
-		return fmt.Errorf("%s changed during the run (rebuilt?); the numbers mix two builds, run again", opts.ketchBin)
+	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
+		return err
 	}
 	if err := b.cleanup(); err != nil {
 		return err
@@ -223,7 +207,8 @@ type mnResult struct {
 
 func (b *mnBench) run(ctx context.Context) (mnResult, error) {
 	res := mnResult{load: loadAverage(), clusterUps: map[string]time.Duration{}}
-	tarball, err := b.buildNetbenchImage(ctx)
+	// The repository: scripts/ketch-cluster.sh is in its scripts/.
+	tarball, err := buildNetbenchImage(ctx, filepath.Dir(filepath.Dir(b.opts.script)), b.work, b.logf)
 	if err != nil {
 		return res, err
 	}
@@ -344,14 +329,18 @@ func (c *mnCluster) down() error {
 }
 
 func (c *mnCluster) kubectl(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
+	return runKubectl(ctx, c.b.opts.ketchBin, filepath.Join(c.dir, "kubeconfig-host"), timeout, args...)
+}
+
+// runKubectl runs `ketch kubectl` against the cluster of kubeconfig and returns its stdout.
+func runKubectl(ctx context.Context, ketchBin, kubeconfig string, timeout time.Duration, args ...string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	args = append([]string{"kubectl", "--kubeconfig", filepath.Join(c.dir, "kubeconfig-host")}, args...)
 	var stdout, stderr strings.Builder
-	cmd := exec.CommandContext(cctx, c.b.opts.ketchBin, args...)
+	cmd := exec.CommandContext(cctx, ketchBin, append([]string{"kubectl", "--kubeconfig", kubeconfig}, args...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("ketch %s: %w\n%s%s", strings.Join(args[3:], " "), err, stdout.String(), stderr.String())
+		return stdout.String(), fmt.Errorf("ketch kubectl %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String(), nil
 }

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/ketch-k8s/ketch/pkg/images"
 )
@@ -41,17 +42,16 @@ type netResult struct {
 	same, cross netPath
 }
 
-// buildNetbenchImage builds cmd/ketch-bench/netbench as a static binary and puts it alone in
-// a single-layer image, written as an OCI archive.
-func (b *mnBench) buildNetbenchImage(ctx context.Context) (string, error) {
+// buildNetbenchImage builds cmd/ketch-bench/netbench of the repository at repo as a static
+// binary and puts it alone in a single-layer image, written as an OCI archive into work.
+func buildNetbenchImage(ctx context.Context, repo, work string, logf func(string, ...any)) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	bin := filepath.Join(b.work, "netbench")
+	bin := filepath.Join(work, "netbench")
 	build := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/ketch-bench/netbench")
-	// The repository: scripts/ketch-cluster.sh is in its scripts/.
-	build.Dir = filepath.Dir(filepath.Dir(b.opts.script))
+	build.Dir = repo
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building netbench: %w\n%s", err, out)
@@ -62,12 +62,22 @@ func (b *mnBench) buildNetbenchImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("building image %s: %w", netbenchImage, err)
 	}
-	path := filepath.Join(b.work, "netbench.tar")
+	path := filepath.Join(work, "netbench.tar")
 	if err := os.WriteFile(path, tarball, 0o600); err != nil {
 		return "", err
 	}
-	b.logf("image %s: %s", netbenchImage, fmtBytes(float64(len(tarball))))
+	logf("image %s: %s", netbenchImage, fmtBytes(float64(len(tarball))))
 	return path, nil
+}
+
+// importImage imports an image archive into a node's containerd, as a user would.
+func importImage(ctx context.Context, ketchBin, socket, tarball string) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(cctx, ketchBin, "images", "import", "--address", socket, tarball).CombinedOutput(); err != nil {
+		return fmt.Errorf("ketch images import %s: %w\n%s", tarball, err, out)
+	}
+	return nil
 }
 
 // networkPhase runs a netbench server pod on node 2 and client pods on node 2 and node 3, and
@@ -80,17 +90,18 @@ func (c *mnCluster) networkPhase(ctx context.Context, tarball string) (netResult
 		same:  netPath{pod: "nb-same", node: c.node(mnServerNode)},
 		cross: netPath{pod: "nb-cross", node: c.node(mnAgent)}}
 	for i := 1; i <= mnNodes; i++ {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		out, err := exec.CommandContext(cctx, c.b.opts.ketchBin, "images", "import", "--address", c.socket(i), tarball).CombinedOutput()
-		cancel()
-		if err != nil {
-			return res, fmt.Errorf("importing %s on %s: %w\n%s", netbenchImage, c.node(i), err, out)
+		if err := importImage(ctx, c.b.opts.ketchBin, c.socket(i), tarball); err != nil {
+			return res, fmt.Errorf("%s: %w", c.node(i), err)
 		}
 	}
-	serverIP, err := c.netPods(ctx, res)
+	ips, err := startNetPods(ctx, c.client,
+		netPod(netServerPod, res.serverNode, "server"),
+		netPod(res.same.pod, res.same.node, "sleep"),
+		netPod(res.cross.pod, res.cross.node, "sleep"))
 	if err != nil {
 		return res, err
 	}
+	serverIP := ips[netServerPod]
 	for _, p := range []*netPath{&res.same, &res.cross} {
 		out, err := c.kubectl(ctx, time.Minute, "exec", "-n", netNamespace, p.pod, "--", "/netbench", "mtu")
 		if err != nil {
@@ -139,12 +150,11 @@ func (c *mnCluster) netClient(ctx context.Context, pod string, v any, mode, host
 	return nil
 }
 
-// netPods creates the server and client pods, pinned to their nodes, and returns the server
-// pod's IP once all three run.
-func (c *mnCluster) netPods(ctx context.Context, res netResult) (string, error) {
-	cs := c.client
+// startNetPods creates netbench pods in the netbench namespace and returns their IPs by pod
+// name once all of them run.
+func startNetPods(ctx context.Context, cs kubernetes.Interface, pods ...*corev1.Pod) (map[string]string, error) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: netNamespace}}, metav1.CreateOptions{}); err != nil {
-		return "", fmt.Errorf("create namespace: %w", err)
+		return nil, fmt.Errorf("create namespace: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -153,40 +163,34 @@ func (c *mnCluster) netPods(ctx context.Context, res netResult) (string, error) 
 		if err == nil {
 			break
 		} else if !apierrors.IsNotFound(err) {
-			return "", fmt.Errorf("wait for the default service account: %w", err)
+			return nil, fmt.Errorf("wait for the default service account: %w", err)
 		}
 		select {
 		case <-pctx.Done():
-			return "", fmt.Errorf("wait for the default service account: %w", pctx.Err())
+			return nil, fmt.Errorf("wait for the default service account: %w", pctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	pods := []*corev1.Pod{
-		netPod(netServerPod, res.serverNode, "server"),
-		netPod(res.same.pod, res.same.node, "sleep"),
-		netPod(res.cross.pod, res.cross.node, "sleep"),
-	}
 	for _, p := range pods {
 		if _, err := cs.CoreV1().Pods(netNamespace).Create(pctx, p, metav1.CreateOptions{}); err != nil {
-			return "", fmt.Errorf("create pod %s: %w", p.Name, err)
+			return nil, fmt.Errorf("create pod %s: %w", p.Name, err)
 		}
 	}
 	for {
-		running, ip := 0, ""
+		ips := map[string]string{}
 		var waiting string
 		for _, p := range pods {
 			got, err := cs.CoreV1().Pods(netNamespace).Get(pctx, p.Name, metav1.GetOptions{})
 			if err != nil {
-				return "", fmt.Errorf("get pod %s: %w", p.Name, err)
+				return nil, fmt.Errorf("get pod %s: %w", p.Name, err)
 			}
 			switch got.Status.Phase {
 			case corev1.PodRunning:
-				running++
-				if p.Name == netServerPod {
-					ip = got.Status.PodIP
+				if got.Status.PodIP != "" {
+					ips[p.Name] = got.Status.PodIP
 				}
 			case corev1.PodFailed, corev1.PodSucceeded:
-				return "", fmt.Errorf("pod %s ended: %s %s", p.Name, got.Status.Reason, got.Status.Message)
+				return nil, fmt.Errorf("pod %s ended: %s %s", p.Name, got.Status.Reason, got.Status.Message)
 			default:
 				for _, st := range got.Status.ContainerStatuses {
 					if w := st.State.Waiting; w != nil {
@@ -195,12 +199,12 @@ func (c *mnCluster) netPods(ctx context.Context, res netResult) (string, error) 
 				}
 			}
 		}
-		if running == len(pods) && ip != "" {
-			return ip, nil
+		if len(ips) == len(pods) {
+			return ips, nil
 		}
 		select {
 		case <-pctx.Done():
-			return "", fmt.Errorf("%d of %d netbench pods Running after 2 minutes; %s", running, len(pods), waiting)
+			return nil, fmt.Errorf("%d of %d netbench pods Running after 2 minutes; %s", len(ips), len(pods), waiting)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -9,10 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -143,31 +141,16 @@ func runServerBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root: `ketch server` runs containers and sets up the pod network (try sudo)")
-	}
-	if opts.ketchBin, err = filepath.Abs(opts.ketchBin); err != nil {
-		return fmt.Errorf("--ketch-bin: %w", err)
-	}
-	binInfo, err := os.Stat(opts.ketchBin)
+	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
 	if err != nil {
-		return fmt.Errorf("--ketch-bin: %w", err)
-	} else if binInfo.IsDir() || binInfo.Mode()&0o111 == 0 {
-		return fmt.Errorf("--ketch-bin: %s is not an executable file", opts.ketchBin)
-	}
-	if opts.killall, err = findKillall(opts.killall, opts.ketchBin); err != nil {
 		return err
 	}
 	if err := hostFree(); err != nil {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills the bench at once
-	}()
 
 	root, err := makeDataRoot(opts.dataRoot)
 	if err != nil {
@@ -198,8 +181,8 @@ func runServerBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Stat(opts.ketchBin); err != nil || st.Size() != binInfo.Size() || !st.ModTime().Equal(binInfo.ModTime()) {
-		return fmt.Errorf("%s changed during the run (rebuilt?); the numbers mix two builds, run again", opts.ketchBin)
+	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
+		return err
 	}
 	rep := serverReport{opts: opts, sizes: b.sizes, machine: machine, res: res, elapsed: time.Since(started), date: started}
 	section := rep.section()

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ketch-k8s/ketch/manifests"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/server"
 )
@@ -25,6 +27,7 @@ func serverCommand() *cli.Command {
 		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "the server token's secret (default: a random one, kept in <data-dir>/server/token)", EnvVars: []string{"KETCH_TOKEN"}},
 		&cli.StringFlag{Name: "token-file", Usage: "file holding the server token's secret", EnvVars: []string{"KETCH_TOKEN_FILE"}},
 		&cli.StringFlag{Name: "flannel-backend", Usage: "pod network between nodes: vxlan, host-gw, or none (bring your own CNI)", Value: config.DefaultFlannelBackend},
+		&cli.StringSliceFlag{Name: "disable", Usage: "bundled addon not to deploy (and to remove if it was): " + strings.Join(manifests.Addons(), ", ")},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra kube-apiserver flag, as flag=value"},
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra kube-controller-manager flag, as flag=value"},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra kube-scheduler flag, as flag=value"},
@@ -45,6 +48,7 @@ func serverCommand() *cli.Command {
 				APIServerArgs: c.StringSlice("kube-apiserver-arg"), ControllerManagerArgs: c.StringSlice("kube-controller-manager-arg"),
 				SchedulerArgs: c.StringSlice("kube-scheduler-arg"),
 				Token:         c.String("token"), TokenFile: c.String("token-file"), FlannelBackend: c.String("flannel-backend"),
+				Disable: c.StringSlice("disable"),
 			})
 			if err != nil {
 				return err

@@ -85,6 +85,7 @@ func TestMultiNode(t *testing.T) {
 		}
 		c.deploy()
 		c.checkTraffic()
+		c.checkLoadBalancer()
 		c.checkMasquerade()
 		c.checkLogsAndExec()
 		c.checkServerRestart()
@@ -264,14 +265,18 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-func (c *multiNode) deploy() {
+func (c *multiNode) kubectlApply(manifest string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, "kubectl", "--kubeconfig", c.kubeconfig, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(spreadWorkload)
+	cmd.Stdin = strings.NewReader(manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
+}
+
+func (c *multiNode) deploy() {
+	c.kubectlApply(spreadWorkload)
 	eventually(c.t, 2*time.Minute, "3 echo pods Ready, one per node", func() error {
 		pods := c.echoPods()
 		nodes := map[string]bool{}
@@ -386,6 +391,60 @@ func (c *multiNode) checkTraffic() {
 			t.Errorf("NodePort on %s: %v", c.node(i), err)
 		}
 	}
+}
+
+// checkLoadBalancer: a LoadBalancer Service gets every node's IP from the bundled service load
+// balancer and answers there from every replica.
+func (c *multiNode) checkLoadBalancer() {
+	t := c.t
+	c.kubectlApply(`
+apiVersion: v1
+kind: Service
+metadata: {name: echo-lb, namespace: ` + mnNS + `}
+spec:
+  type: LoadBalancer
+  selector: {app: echo}
+  ports: [{port: 8090, targetPort: 8080}]
+`)
+	var want []string
+	for i := 1; i <= c.total; i++ {
+		want = append(want, c.nodeIP(i))
+	}
+	sort.Strings(want)
+	eventually(t, 2*time.Minute, "echo-lb's ingress lists every node", func() error {
+		svc, err := c.client.CoreV1().Services(mnNS).Get(context.Background(), "echo-lb", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			got = append(got, in.IP)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return fmt.Errorf("ingress %v, want %v", got, want)
+		}
+		return nil
+	})
+	var names []string
+	for _, p := range c.echoPods() {
+		names = append(names, p.Name)
+	}
+	for _, ip := range want {
+		url := "http://" + ip + ":8090/"
+		eventually(t, time.Minute, "echo-lb answers from every replica at "+url, func() error {
+			seen := map[string]int{}
+			for range 30 {
+				body, err := httpGet(url)
+				if err != nil {
+					return err
+				}
+				seen[strings.TrimPrefix(strings.TrimSpace(body), "hostname=")]++
+			}
+			return spread(seen, names)
+		})
+	}
+	c.kubectl("-n", mnNS, "delete", "service", "echo-lb")
 }
 
 // checkMasquerade: a pod's traffic to a host outside the cluster leaves with its node's IP.

@@ -85,6 +85,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if _, err := images.Ensure(ctx, a.client, pauseName, bytes.NewReader(pauseTar), images.WithPinned()); err != nil {
 		return nil, fmt.Errorf("importing the pause image: %w", err)
 	}
+	// The addon image (an 80 MB program to unpack, compress and import on a first start) is made
+	// while the kubelet and flannel start; the node turns Ready only once it is there, so no
+	// addon pod ever finds it missing.
+	addonImage := make(chan error, 1)
+	go func() {
+		_, err := images.EnsureAddonsImage(ctx, a.client, cfg.DataDir)
+		addonImage <- err
+	}()
 	// A bad tarball is reported, not fatal: the node is useful without the user's images.
 	if results, err := images.ImportDir(ctx, a.client, filepath.Join(agentDir, "images")); err != nil {
 		klog.ErrorS(err, "Importing images", "dir", filepath.Join(agentDir, "images"))
@@ -113,6 +121,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.Components = append(a.Components, kubelet)
+	go annotateNode(ctx, cfg.Certs.KubeletKubeconfig, cfg.NodeName, map[string]string{
+		StorageDirAnnotation: filepath.Join(cfg.DataDir, "storage"),
+	})
 	proxy, err := StartKubeProxy(ctx, KubeProxy{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIPs[0], ConfigFile: filepath.Join(etc, "kube-proxy", "config.yaml"),
 		Kubeconfig: cfg.Certs.KubeProxyKubeconfig, ClusterCIDR: cfg.ClusterCIDR, ExtraArgs: cfg.KubeProxyArgs,
@@ -122,15 +133,21 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.Components = append(a.Components, proxy)
 
-	if cfg.FlannelBackend != "none" {
-		a.Components = append(a.Components, startNetwork(ctx, cfg, ctrd.Paths().CNIConfDir))
+	if cfg.FlannelBackend == "none" {
+		// The user's CNI decides when the node is Ready: the image must be there before Start returns.
+		if err := <-addonImage; err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
+	a.Components = append(a.Components, startNetwork(ctx, cfg, ctrd.Paths().CNIConfDir, addonImage))
 	return a, nil
 }
 
-// startNetwork runs flannel and, once it holds the node's lease, writes the CNI configuration
-// for the node's subnet; the kubelet reports the node Ready from then on.
-func startNetwork(ctx context.Context, cfg Config, cniConfDir string) *component.Component {
+// startNetwork runs flannel and, once it holds the node's lease and the addon image is imported
+// (addonImage reports that), writes the CNI configuration for the node's subnet; the kubelet
+// reports the node Ready from then on.
+func startNetwork(ctx context.Context, cfg Config, cniConfDir string, addonImage <-chan error) *component.Component {
 	agentDir := filepath.Join(cfg.DataDir, "agent")
 	return component.Start("flannel", func() error {
 		network, err := flannel.Start(ctx, flannel.Config{
@@ -140,6 +157,14 @@ func startNetwork(ctx context.Context, cfg Config, cniConfDir string) *component
 		})
 		if err != nil {
 			return err
+		}
+		select {
+		case err := <-addonImage:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
 		}
 		err = cni.Bridge{
 			ConfDir: cniConfDir, IPAMDir: filepath.Join(agentDir, "cni", "networks"),

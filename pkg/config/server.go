@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ketch-k8s/ketch/manifests"
 )
 
 // Defaults as in ../shared/DESIGN.md; they match k3s where users know its conventions.
@@ -52,6 +54,9 @@ type Server struct {
 	// Token is the server token's secret part, if the user gave one (--token, --token-file).
 	Token          string
 	FlannelBackend string
+	// Disable names bundled addons (manifests.Addons) the server must not deploy, and removes
+	// if they were.
+	Disable []string
 }
 
 // Raw is the server's settings as given on the command line or in the config file, before
@@ -65,6 +70,7 @@ type Raw struct {
 	WriteKubeconfig, WriteKubeconfigMode                string
 	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
 	Token, TokenFile, FlannelBackend                    string
+	Disable                                             []string
 }
 
 // Parse turns raw settings into a Server, reporting every problem at once.
@@ -106,6 +112,7 @@ func Parse(raw Raw) (*Server, error) {
 	if msgs := validation.IsDNS1123Subdomain(s.ClusterDomain); len(msgs) > 0 {
 		fail("--cluster-domain %q is not a DNS name: %s", s.ClusterDomain, strings.Join(msgs, "; "))
 	}
+	s.Disable = parseDisable(raw.Disable, fail)
 	mode, err := parseMode(raw.WriteKubeconfigMode)
 	if err != nil {
 		fail("--write-kubeconfig-mode: %v", err)
@@ -116,6 +123,22 @@ func Parse(raw Raw) (*Server, error) {
 		"--kube-scheduler-arg": s.SchedulerArgs,
 	}, fail)
 	return s, errors.Join(errs...)
+}
+
+// parseDisable checks --disable against the bundled addons; names may repeat.
+func parseDisable(raw []string, fail func(string, ...any)) []string {
+	var out []string
+	for _, name := range raw {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+		case !slices.Contains(manifests.Addons(), name):
+			fail("--disable %q is not a bundled addon; the addons are %s", name, strings.Join(manifests.Addons(), ", "))
+		case !slices.Contains(out, name):
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func parseCIDR(s, flag string, fail func(string, ...any)) *net.IPNet {

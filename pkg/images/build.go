@@ -35,7 +35,7 @@ type Image struct {
 }
 
 // Build makes an image of the given layers, bottom first. The result depends only on the
-// arguments (and, through compress/flate, on the Go release): see the package doc.
+// arguments (and on the version of the gzip compressor go.mod pins): see the package doc.
 func Build(layers []Layer, config ImageConfig) (*Image, error) {
 	platform := config.Platform
 	if platform.OS == "" {

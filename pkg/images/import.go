@@ -157,6 +157,12 @@ func fullReference(ref string) string {
 // content-derived names (LocalName) that makes a restart import nothing; it reports whether it
 // imported.
 func Ensure(ctx context.Context, client *containerd.Client, name string, archive io.Reader, opts ...ImportOption) (bool, error) {
+	return EnsureFunc(ctx, client, name, func() (io.ReadCloser, error) { return io.NopCloser(archive), nil }, opts...)
+}
+
+// EnsureFunc is Ensure for an archive that is costly to produce: open is called only when
+// the image must be imported, and what it returns is closed afterwards.
+func EnsureFunc(ctx context.Context, client *containerd.Client, name string, open func() (io.ReadCloser, error), opts ...ImportOption) (bool, error) {
 	o := newImportOptions(opts)
 	ctx = namespaces.WithNamespace(ctx, Namespace)
 	img, err := client.ImageService().Get(ctx, name)
@@ -170,6 +176,11 @@ func Ensure(ctx context.Context, client *containerd.Client, name string, archive
 	case !errdefs.IsNotFound(err):
 		return false, fmt.Errorf("look up %s: %w", name, err)
 	}
+	archive, err := open()
+	if err != nil {
+		return true, err
+	}
+	defer archive.Close()
 	names, err := Import(ctx, client, archive, opts...)
 	if err != nil {
 		return true, fmt.Errorf("import %s: %w", name, err)

@@ -156,6 +156,12 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		controllersStage.components = append(controllersStage.components, c)
 		components = append(components, c)
 	}
+	addons, err := startAddons(controllersCtx, cfg, certs.AdminKubeconfig, client)
+	if err != nil {
+		return err
+	}
+	controllersStage.components = append(controllersStage.components, addons...)
+	components = append(components, addons...)
 
 	previousHeartbeat := daemon.LastHeartbeat(ctx, client, cfg.NodeName)
 	nodeCtx, nodeStage := newStage()

@@ -1,17 +1,22 @@
-// Command netbench is the workload of `ketch-bench multinode`: a minimal TCP stream and
-// request/response test between two pods. It is built static and shipped alone in an image.
+// Command netbench is the workload of `ketch-bench multinode` and `ketch-bench addons`: a
+// minimal TCP stream and request/response test between two pods, and a DNS lookup loop. It is
+// built static and shipped alone in an image.
 //
 //	netbench server                    stream sink on :5201, 1-byte echo on :5202
 //	netbench client stream HOST SECS   send for SECS seconds; prints JSON {bytes, seconds, bytesPerSec}
 //	netbench client rr HOST COUNT      COUNT 1-byte round trips; prints JSON latency percentiles
 //	netbench sleep                     wait for SIGTERM (a client pod's main process)
 //	netbench mtu                       prints the MTU of eth0
+//	netbench dns NAME COUNT            COUNT lookups of NAME after 100 unmeasured; prints each
+//	                                   one's latency in microseconds, one per line
 //
 // The stream's rate is what the server counted, over the time from the client's first write
 // to the server's reply with that count: bytes still in socket buffers are not counted as sent.
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -23,6 +28,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,6 +38,7 @@ const (
 	rrPort     = "5202"
 	bufSize    = 128 << 10
 	rrWarmup   = 200
+	dnsWarmup  = 100
 )
 
 func main() {
@@ -44,7 +51,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: netbench server | client stream HOST SECS | client rr HOST COUNT | sleep | mtu")
+		return errors.New("usage: netbench server | client stream HOST SECS | client rr HOST COUNT | sleep | mtu | dns NAME COUNT")
 	}
 	switch args[0] {
 	case "server":
@@ -61,6 +68,15 @@ func run(args []string) error {
 		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
 		<-ch
 		return nil
+	case "dns":
+		if len(args) != 3 {
+			return errors.New("usage: netbench dns NAME COUNT")
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad count %q", args[2])
+		}
+		return lookups(context.Background(), args[1], n)
 	case "client":
 		if len(args) != 4 {
 			return errors.New("usage: netbench client stream|rr HOST N")
@@ -213,4 +229,31 @@ func requestResponse(host string, count int) (rrResult, error) {
 		return lats[min(max(int(math.Ceil(p*float64(len(lats))))-1, 0), len(lats)-1)]
 	}
 	return rrResult{Count: count, P50us: us(rank(0.5)), P99us: us(rank(0.99)), MeanUs: us(sum / time.Duration(count)), MaxUs: us(lats[len(lats)-1])}, nil
+}
+
+// lookups resolves name dnsWarmup+count times in a row with Go's own resolver, the way a Go
+// program in a pod does, and prints the latency of the last count lookups. Only a fully
+// qualified name is accepted: any other would be tried with each search domain of the pod's
+// resolv.conf first, so one lookup would be several queries.
+func lookups(ctx context.Context, name string, count int) error {
+	if !strings.HasSuffix(name, ".") {
+		return fmt.Errorf("%q is not fully qualified (no trailing dot)", name)
+	}
+	r := &net.Resolver{PreferGo: true}
+	w := bufio.NewWriter(os.Stdout)
+	for i := range dnsWarmup + count {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		t := time.Now()
+		// "ip4": one A query, no AAAA.
+		_, err := r.LookupIP(lctx, "ip4", name)
+		d := time.Since(t)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("lookup %d of %s: %w", i+1, name, err)
+		}
+		if i >= dnsWarmup {
+			fmt.Fprintf(w, "%.1f\n", float64(d)/float64(time.Microsecond))
+		}
+	}
+	return w.Flush()
 }

@@ -132,6 +132,16 @@ func (b *Bundle) Names() []string {
 	return names
 }
 
+// Sum returns the sha256 (hex) of the named program, as listed in SHA256SUMS.
+func (b *Bundle) Sum(name string) (string, bool) {
+	for _, e := range b.sums {
+		if e.name == name {
+			return e.sum, true
+		}
+	}
+	return "", false
+}
+
 // Unpack unpacks the embedded bundle under dir; see (*Bundle).Unpack.
 func Unpack(dir string) (binDir string, err error) {
 	b, err := Embedded()

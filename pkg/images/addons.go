@@ -1,0 +1,116 @@
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
+)
+
+// addonsDir holds cmd/ketch-addons as the Makefile packs it (see addons/README.md).
+//
+//go:embed all:addons
+var addonsDir embed.FS
+
+// addonsProgram is the program's name in the bundle and its path in the image.
+const addonsProgram = "ketch-addons"
+
+// ErrNoAddonsBinary is returned from a binary built without make.
+var ErrNoAddonsBinary = errors.New("ketch was built without the addon program (pkg/images/addons); build with make")
+
+// addonsConfig is how the addon image starts: every addon pod names its role as the first
+// argument. No user: each pod's securityContext chooses one.
+var addonsConfig = ImageConfig{Config: ocispec.ImageConfig{Entrypoint: []string{"/" + addonsProgram}}}
+
+func addonsBundle() (*bundle.Bundle, string, error) {
+	sub, err := fs.Sub(addonsDir, "addons")
+	if err != nil {
+		return nil, "", fmt.Errorf("addon program: %w", err)
+	}
+	b, err := bundle.Open(sub)
+	if errors.Is(err, bundle.ErrNotBuilt) {
+		return nil, "", ErrNoAddonsBinary
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("addon program: %w", err)
+	}
+	sum, ok := b.Sum(addonsProgram)
+	if !ok {
+		return nil, "", fmt.Errorf("addon program: %s is not in the bundle", addonsProgram)
+	}
+	return b, sum, nil
+}
+
+// AddonsImageName is the name of the addon image this binary makes, localhost/ketch/addons:<tag>.
+// The server writes it into the addon manifests and every node of the same ketch version makes
+// the same image, so it must be known without building it: the tag is derived from the
+// program's checksum and the image config, the only inputs of the image's bytes.
+func AddonsImageName() (string, error) {
+	_, sum, err := addonsBundle()
+	if err != nil {
+		return "", err
+	}
+	return addonsImageName(sum)
+}
+
+func addonsImageName(programSum string) (string, error) {
+	cfg, err := json.Marshal(addonsConfig)
+	if err != nil {
+		return "", fmt.Errorf("encode addon image config: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(programSum))
+	h.Write(cfg)
+	return LocalRepo + "/addons:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// EnsureAddonsImage unpacks the addon program under dataDir/data and imports the addon image
+// into containerd unless it is already there, pinned so that the kubelet's image garbage
+// collection never removes it. It returns the image's name. Building the image (a gzip of the
+// program, a second or two) happens only on the first start of a ketch version.
+func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir string) (string, error) {
+	b, sum, err := addonsBundle()
+	if err != nil {
+		return "", err
+	}
+	name, err := addonsImageName(sum)
+	if err != nil {
+		return "", err
+	}
+	binDir, err := b.Unpack(filepath.Join(dataDir, "data"))
+	if err != nil {
+		return "", fmt.Errorf("addon program: %w", err)
+	}
+	program := filepath.Join(binDir, addonsProgram)
+	open := func() (io.ReadCloser, error) {
+		img, err := Build([]Layer{{Files: []File{
+			{Path: "/" + addonsProgram, Mode: 0o755, Source: program},
+			// Writable scratch space for roles that need it comes from an emptyDir mounted here;
+			// the directory must exist in a read-only root.
+			{Path: "/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		}}}, addonsConfig)
+		if err != nil {
+			return nil, fmt.Errorf("build addon image: %w", err)
+		}
+		// Streamed: the archive is never held in memory whole. Closing the reader ends the
+		// writer if the import gives up early.
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(img.WriteOCI(pw, name)) }()
+		return pr, nil
+	}
+	if _, err := EnsureFunc(ctx, client, name, open, WithPinned()); err != nil {
+		return "", fmt.Errorf("addon image: %w", err)
+	}
+	return name, nil
+}
