@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/ketch-k8s/ketch/manifests"
+	"github.com/ketch-k8s/ketch/pkg/addons/role"
 )
 
 // TestManifest checks manifests/local-storage.yaml, rendered, against this package: strict
@@ -31,9 +32,9 @@ func TestManifest(t *testing.T) {
 	}
 	decoder := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme, json.SerializerOptions{Yaml: true, Strict: true})
 	var (
-		class  *storagev1.StorageClass
-		deploy *appsv1.Deployment
-		role   *rbacv1.Role
+		class    *storagev1.StorageClass
+		deploy   *appsv1.Deployment
+		rbacRole *rbacv1.Role
 	)
 	for i, doc := range bytes.Split(raw, []byte("\n---\n")) {
 		obj, _, err := decoder.Decode(doc, nil, nil)
@@ -46,11 +47,11 @@ func TestManifest(t *testing.T) {
 		case *appsv1.Deployment:
 			deploy = o
 		case *rbacv1.Role:
-			role = o
+			rbacRole = o
 		}
 	}
-	if class == nil || deploy == nil || role == nil {
-		t.Fatalf("StorageClass %v, Deployment %v, Role %v: want all three", class != nil, deploy != nil, role != nil)
+	if class == nil || deploy == nil || rbacRole == nil {
+		t.Fatalf("StorageClass %v, Deployment %v, Role %v: want all three", class != nil, deploy != nil, rbacRole != nil)
 	}
 
 	if class.Name != "local-path" || class.Provisioner != defaultProvisionerName ||
@@ -68,7 +69,7 @@ func TestManifest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the provisioner refuses the manifest's arguments: %v", err)
 	}
-	if opts.helperImage != image || opts.namespace != role.Namespace || opts.provisionerName != class.Provisioner {
+	if opts.helperImage != image || opts.namespace != rbacRole.Namespace || opts.provisionerName != class.Provisioner {
 		t.Errorf("provisioner options %+v do not match the manifest", opts)
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 8080 || !strings.HasSuffix(opts.healthAddr, ":8080") {
@@ -78,11 +79,11 @@ func TestManifest(t *testing.T) {
 	pod.Name, pod.Namespace = deploy.Name+"-0", deploy.Namespace
 	validatePod(t, pod)
 
-	if role.Namespace != leaseNamespace {
-		t.Errorf("Role in %s, lease in %s", role.Namespace, leaseNamespace)
+	if rbacRole.Namespace != role.LeaseNamespace {
+		t.Errorf("Role in %s, lease in %s", rbacRole.Namespace, role.LeaseNamespace)
 	}
 	granted := func(group, resource, verb string) bool {
-		for _, r := range role.Rules {
+		for _, r := range rbacRole.Rules {
 			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
 				return true
 			}

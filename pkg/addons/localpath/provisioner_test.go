@@ -2,10 +2,8 @@ package localpath
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,22 +40,6 @@ func TestParseProvisionerFlags(t *testing.T) {
 	} {
 		if _, err := parseProvisionerFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%q: error %v, want one saying %q", tc.args, err, tc.wantErr)
-		}
-	}
-}
-
-func TestHealthHandler(t *testing.T) {
-	for _, tc := range []struct {
-		check    error
-		wantCode int
-	}{
-		{nil, http.StatusOK},
-		{errors.New("failed to renew the lease"), http.StatusInternalServerError},
-	} {
-		rec := httptest.NewRecorder()
-		healthHandler(func(*http.Request) error { return tc.check }).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-		if rec.Code != tc.wantCode {
-			t.Errorf("check %v: status %d, want %d", tc.check, rec.Code, tc.wantCode)
 		}
 	}
 }

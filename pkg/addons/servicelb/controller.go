@@ -122,16 +122,18 @@ func nodeChanged(oldObj, newObj any) bool {
 		ready(o) != ready(n) || !slices.Equal(o.Status.Addresses, n.Status.Addresses)
 }
 
-// healthy reports whether the caches synced and no pass is stuck. A replica waiting for the
-// lease is healthy: restarting it would not help.
-func (c *controller) healthy() bool {
+// check fails unless the caches synced and no pass is stuck. A replica waiting for the lease
+// passes: restarting it would not help.
+func (c *controller) check() error {
 	for _, synced := range c.synced {
 		if !synced() {
-			return false
+			return errors.New("caches not synced")
 		}
 	}
-	since := c.busySince.Load()
-	return since == 0 || time.Since(time.Unix(0, since)) < 2*syncTimeout
+	if since := c.busySince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= 2*syncTimeout {
+		return errors.New("update stuck")
+	}
+	return nil
 }
 
 // run works the queue until ctx ends; the caches must have synced.

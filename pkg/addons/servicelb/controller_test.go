@@ -3,6 +3,7 @@ package servicelb
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,24 +68,24 @@ func TestTrim(t *testing.T) {
 	}
 }
 
-func TestHealthy(t *testing.T) {
+func TestCheck(t *testing.T) {
 	synced := true
 	c := &controller{synced: []cache.InformerSynced{func() bool { return true }, func() bool { return synced }}}
-	if !c.healthy() {
-		t.Error("synced and idle: unhealthy")
+	if err := c.check(); err != nil {
+		t.Errorf("synced and idle: %v", err)
 	}
 	c.busySince.Store(time.Now().Add(-syncTimeout).UnixNano())
-	if !c.healthy() {
-		t.Error("a pass within its time: unhealthy")
+	if err := c.check(); err != nil {
+		t.Errorf("a pass within its time: %v", err)
 	}
 	c.busySince.Store(time.Now().Add(-3 * syncTimeout).UnixNano())
-	if c.healthy() {
-		t.Error("a stuck pass: healthy")
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "stuck") {
+		t.Errorf("a stuck pass: %v, want an error saying it is stuck", err)
 	}
 	c.busySince.Store(0)
 	synced = false
-	if c.healthy() {
-		t.Error("caches not synced: healthy")
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "not synced") {
+		t.Errorf("caches not synced: %v, want an error saying so", err)
 	}
 }
 

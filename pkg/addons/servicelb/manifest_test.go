@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ketch-k8s/ketch/manifests"
+	"github.com/ketch-k8s/ketch/pkg/addons/role"
 )
 
 // renderedManifest is manifests/servicelb.yaml rendered as the server renders it, decoded
@@ -128,7 +129,7 @@ func TestManifestRBAC(t *testing.T) {
 	}
 	var system []rbacv1.PolicyRule
 	for _, b := range m.binds {
-		if r := m.roles[b.Namespace+"/"+b.RoleRef.Name]; b.Namespace == metav1.NamespaceSystem && b.RoleRef.Kind == "Role" && r != nil && slices.Contains(b.Subjects, sa) {
+		if r := m.roles[b.Namespace+"/"+b.RoleRef.Name]; b.Namespace == role.LeaseNamespace && b.RoleRef.Kind == "Role" && r != nil && slices.Contains(b.Subjects, sa) {
 			system = append(system, r.Rules...)
 		}
 	}
@@ -150,7 +151,7 @@ func TestManifestRBAC(t *testing.T) {
 	}
 	for _, verb := range []string{"get", "create", "update"} {
 		if !allows(system, "coordination.k8s.io", "leases", verb, leaseName) {
-			t.Errorf("%s lease %s/%s not granted", verb, leaseNamespace, leaseName)
+			t.Errorf("%s lease %s/%s not granted", verb, role.LeaseNamespace, leaseName)
 		}
 		if verb != "create" && allows(system, "coordination.k8s.io", "leases", verb, "kube-controller-manager") {
 			t.Errorf("%s granted on other leases", verb)
