@@ -522,24 +522,28 @@ func checkDeployer(t *testing.T, s *server, dir string) {
 	waitConfigMap(t, s, "app-one", "1b")
 	waitConfigMap(t, s, "app-two", "")
 
-	// A broken manifest is reported on its own and the others still apply.
+	// A manifest that does not parse, and one the API refuses, are reported on their own and
+	// the others still apply.
 	writeManifest(t, filepath.Join(dir, "broken.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n")
+	writeManifest(t, filepath.Join(dir, "refused.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: no-such-namespace}\n")
 	writeManifest(t, other, configMaps(map[string]string{"other": "1"}))
 	waitConfigMap(t, s, "other", "1")
-	eventually(t, time.Minute, "an Event for broken.yaml", func() error {
-		events, err := s.client.CoreV1().Events("kube-system").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for _, e := range events.Items {
-			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "broken.yaml") {
-				return nil
+	for file, reason := range map[string]string{"broken.yaml": "ParseFailed", "refused.yaml": "ApplyFailed"} {
+		eventually(t, time.Minute, "a "+reason+" Event for "+file, func() error {
+			events, err := s.client.CoreV1().Events("kube-system").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
 			}
+			for _, e := range events.Items {
+				if e.Type == corev1.EventTypeWarning && e.Reason == reason && strings.HasPrefix(e.Message, file+": ") {
+					return nil
+				}
+			}
+			return fmt.Errorf("none among %d kube-system events", len(events.Items))
+		})
+		if !strings.Contains(s.logTail(400), file) {
+			t.Errorf("the server log does not mention %s", file)
 		}
-		return fmt.Errorf("none among %d kube-system events", len(events.Items))
-	})
-	if !strings.Contains(s.logTail(400), "broken.yaml") {
-		t.Errorf("the server log does not mention broken.yaml")
 	}
 
 	// .skip: app.yaml is neither re-applied nor pruned while it is there.
@@ -567,7 +571,7 @@ func checkDeployer(t *testing.T, s *server, dir string) {
 		t.Fatal(err)
 	}
 	waitConfigMap(t, s, "app-one", "back")
-	for _, f := range []string{app, other, filepath.Join(dir, "broken.yaml")} {
+	for _, f := range []string{app, other, filepath.Join(dir, "broken.yaml"), filepath.Join(dir, "refused.yaml")} {
 		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
 		}

@@ -444,6 +444,20 @@ spec:
 			return spread(seen, names)
 		})
 	}
+
+	// Node labels choose the serving nodes: once one node is marked, only it serves.
+	c.kubectl("label", "node", c.node(2), "svccontroller.ketch.io/enablelb=true")
+	eventually(t, time.Minute, "echo-lb's ingress only on the labelled node", func() error {
+		svc, err := c.client.CoreV1().Services(mnNS).Get(context.Background(), "echo-lb", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if in := svc.Status.LoadBalancer.Ingress; len(in) != 1 || in[0].IP != c.nodeIP(2) {
+			return fmt.Errorf("ingress %v, want only %s", in, c.nodeIP(2))
+		}
+		return nil
+	})
+	c.kubectl("label", "node", c.node(2), "svccontroller.ketch.io/enablelb-")
 	c.kubectl("-n", mnNS, "delete", "service", "echo-lb")
 }
 
