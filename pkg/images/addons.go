@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -75,10 +76,10 @@ func addonsImageName(programSum string) (string, error) {
 	return LocalRepo + "/addons:" + hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// EnsureAddonsImage unpacks the addon program under dataDir/data and imports the addon image
-// into containerd unless it is already there, pinned so that the kubelet's image garbage
-// collection never removes it. It returns the image's name. Building the image (a gzip of the
-// program, a second or two) happens only on the first start of a ketch version.
+// EnsureAddonsImage imports the addon image into containerd unless it is already there, pinned
+// so that the kubelet's image garbage collection never removes it, and returns its name. Only a
+// node that lacks the image unpacks the program (under dataDir/data) and builds the image, a
+// second or two; the unpacked copy is removed once the image holds it.
 func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir string) (string, error) {
 	b, sum, err := addonsBundle()
 	if err != nil {
@@ -88,12 +89,14 @@ func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir s
 	if err != nil {
 		return "", err
 	}
-	binDir, err := b.Unpack(filepath.Join(dataDir, "data"))
-	if err != nil {
-		return "", fmt.Errorf("addon program: %w", err)
-	}
-	program := filepath.Join(binDir, addonsProgram)
+	var binDir string
 	open := func() (io.ReadCloser, error) {
+		dir, err := b.Unpack(filepath.Join(dataDir, "data"))
+		if err != nil {
+			return nil, fmt.Errorf("addon program: %w", err)
+		}
+		binDir = dir
+		program := filepath.Join(dir, addonsProgram)
 		img, err := Build([]Layer{{Files: []File{
 			{Path: "/" + addonsProgram, Mode: 0o755, Source: program},
 			// Writable scratch space for roles that need it comes from an emptyDir mounted here;
@@ -111,6 +114,11 @@ func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir s
 	}
 	if _, err := EnsureFunc(ctx, client, name, open, WithPinned()); err != nil {
 		return "", fmt.Errorf("addon image: %w", err)
+	}
+	if binDir != "" {
+		if err := os.RemoveAll(filepath.Dir(binDir)); err != nil {
+			return "", fmt.Errorf("removing the unpacked addon program: %w", err)
+		}
 	}
 	return name, nil
 }
