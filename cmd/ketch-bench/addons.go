@@ -78,20 +78,13 @@ func runAddonsBench(args []string) (err error) {
 	ctx, stop := interruptible()
 	defer stop()
 	started := time.Now()
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
-	}
+	logf := progressLog(started)
 
-	unlock, err := lockHost(ctx, logf)
+	unlock, err := claimHost(ctx, logf)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	// The lock keeps out tests and benches that take it; hostFree also catches a ketch node
-	// started by hand.
-	if err := hostFree(); err != nil {
-		return err
-	}
 	logsBefore, err := podLogEntries()
 	if err != nil {
 		return err
@@ -128,15 +121,7 @@ func runAddonsBench(args []string) (err error) {
 		return err
 	}
 	rep := addonsReport{opts: opts, sizes: b.sizes, machine: machine, res: res, elapsed: time.Since(started), date: started}
-	section := rep.section()
-	fmt.Print(section)
-	if opts.out != "" {
-		if err := writeMarkedSection(opts.out, addonsBeginMarker, addonsEndMarker, section); err != nil {
-			return fmt.Errorf("write %s: %w", opts.out, err)
-		}
-		logf("wrote %s (run took %s)", opts.out, rep.elapsed.Round(time.Second))
-	}
-	return nil
+	return publish(opts.out, addonsBeginMarker, addonsEndMarker, rep.section(), rep.elapsed, logf)
 }
 
 // addonsBench runs its nodes with the server bench's machinery, which also cleans up after

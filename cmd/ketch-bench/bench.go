@@ -73,9 +73,7 @@ func runDatastoreBench(args []string) error {
 	}()
 
 	started := time.Now()
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
-	}
+	logf := progressLog(started)
 	machine := collectMachineInfo(root, ketchBin)
 	sz := defaultSizes(opts.quick)
 	targets := map[string]target{

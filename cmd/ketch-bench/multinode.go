@@ -108,9 +108,7 @@ func runMultinodeBench(args []string) (err error) {
 	ctx, stop := interruptible()
 	defer stop()
 	started := time.Now()
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
-	}
+	logf := progressLog(started)
 
 	unlock, err := lockHost(ctx, logf)
 	if err != nil {
@@ -146,15 +144,7 @@ func runMultinodeBench(args []string) (err error) {
 		return err
 	}
 	rep := mnReport{opts: opts, sizes: b.sizes, machine: machine, res: res, elapsed: time.Since(started), date: started}
-	section := rep.section()
-	fmt.Print(section)
-	if opts.out != "" {
-		if err := writeMarkedSection(opts.out, mnBeginMarker, mnEndMarker, section); err != nil {
-			return fmt.Errorf("write %s: %w", opts.out, err)
-		}
-		logf("wrote %s (run took %s)", opts.out, rep.elapsed.Round(time.Second))
-	}
-	return nil
+	return publish(opts.out, mnBeginMarker, mnEndMarker, rep.section(), rep.elapsed, logf)
 }
 
 // lockHost takes internal/testutil's host lock, which every test that runs ketch nodes on this

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // checkNodeBench checks what every bench that starts ketch nodes needs before it touches the
@@ -52,4 +53,39 @@ func interruptible() (context.Context, context.CancelFunc) {
 		stop()
 	}()
 	return ctx, stop
+}
+
+// progressLog is the benches' progress logger: seconds since started, on stderr.
+func progressLog(started time.Time) func(string, ...any) {
+	return func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
+	}
+}
+
+// claimHost takes the host lock, which keeps out the tests and benches that take it, and then
+// checks that no ketch node started by hand runs either. unlock releases the lock.
+func claimHost(ctx context.Context, logf func(string, ...any)) (unlock func(), err error) {
+	unlock, err = lockHost(ctx, logf)
+	if err != nil {
+		return nil, err
+	}
+	if err := hostFree(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
+// publish prints a bench's report section and, when out is set, writes it between its markers
+// in out.
+func publish(out, begin, end, section string, elapsed time.Duration, logf func(string, ...any)) error {
+	fmt.Print(section)
+	if out == "" {
+		return nil
+	}
+	if err := writeMarkedSection(out, begin, end, section); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	logf("wrote %s (run took %s)", out, elapsed.Round(time.Second))
+	return nil
 }

@@ -145,20 +145,19 @@ func runServerBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := hostFree(); err != nil {
-		return err
-	}
-
 	ctx, stop := interruptible()
 	defer stop()
+	started := time.Now()
+	logf := progressLog(started)
+	unlock, err := claimHost(ctx, logf)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	root, err := makeDataRoot(opts.dataRoot)
 	if err != nil {
 		return err
-	}
-	started := time.Now()
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))
 	}
 	b := &serverBench{opts: opts, sizes: defaultServerSizes(opts.quick), root: root, logf: logf}
 	defer func() {
@@ -185,15 +184,7 @@ func runServerBench(args []string) (err error) {
 		return err
 	}
 	rep := serverReport{opts: opts, sizes: b.sizes, machine: machine, res: res, elapsed: time.Since(started), date: started}
-	section := rep.section()
-	fmt.Print(section)
-	if opts.out != "" {
-		if err := writeMarkedSection(opts.out, serverBeginMarker, serverEndMarker, section); err != nil {
-			return fmt.Errorf("write %s: %w", opts.out, err)
-		}
-		logf("wrote %s (run took %s)", opts.out, rep.elapsed.Round(time.Second))
-	}
-	return nil
+	return publish(opts.out, serverBeginMarker, serverEndMarker, rep.section(), rep.elapsed, logf)
 }
 
 // serverBench holds the state cleanup needs: the running node and every dir pair used.

@@ -128,13 +128,7 @@ spec:
 func TestAddons(t *testing.T) {
 	s := newServer(t, "--node-name", "ketch-addons")
 	ctx := context.Background()
-	imagesDir := filepath.Join(s.dataDir, "agent", "images")
-	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(imagesDir, "echo-oci.tar.gz"), echoImage(t, "localhost/e2e/echo:oci", true), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.seedEchoImage()
 	start := time.Now()
 	s.start()
 	node, err := s.client.CoreV1().Nodes().Get(ctx, "ketch-addons", metav1.GetOptions{})

@@ -65,6 +65,19 @@ func newServer(t *testing.T, args ...string) *server {
 	return s
 }
 
+// seedEchoImage leaves the tests' image, localhost/e2e/echo:oci, in the node's images dir,
+// which the node imports when it starts.
+func (s *server) seedEchoImage() {
+	s.t.Helper()
+	imagesDir := filepath.Join(s.dataDir, "agent", "images")
+	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(imagesDir, "echo-oci.tar.gz"), echoImage(s.t, "localhost/e2e/echo:oci", true), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // start starts the server and waits until it reports the node Ready.
 func (s *server) start() {
 	s.t.Helper()

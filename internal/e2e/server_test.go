@@ -158,13 +158,7 @@ func TestServer(t *testing.T) {
 	ctx := context.Background()
 
 	// An image tarball left in the images dir is imported when the node starts.
-	imagesDir := filepath.Join(s.dataDir, "agent", "images")
-	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(imagesDir, "echo-oci.tar.gz"), echoImage(t, "localhost/e2e/echo:oci", true), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.seedEchoImage()
 	s.start()
 
 	t.Run("node", func(t *testing.T) {
