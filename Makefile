@@ -51,7 +51,7 @@ test-go:
 
 FUZZTIME ?= 30s
 test-fuzz:
-	$(GO) test ./pkg/datastore/server -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/datastore/etcdapi -run '^$$' -fuzz FuzzRequests -fuzztime $(FUZZTIME)
 
 test-apiserver-storage:
 	scripts/test-apiserver-storage.sh
@@ -59,21 +59,21 @@ test-apiserver-storage:
 bench: bench-datastore bench-server bench-multinode bench-addons
 
 bench-datastore: build
-	$(GO) run ./cmd/ketch-bench datastore --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+	$(GO) run ./tools/ketch-bench datastore --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 # bench-server starts real servers: it needs root and a host with no other ketch node running.
 bench-server: build
-	$(GO) run ./cmd/ketch-bench server --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+	$(GO) run ./tools/ketch-bench server --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 # bench-multinode brings up two 3-node clusters with scripts/ketch-cluster.sh (root; it holds
 # /tmp/ketch-host.lock and takes them down at the end).
 bench-multinode: build
-	$(GO) run ./cmd/ketch-bench multinode --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+	$(GO) run ./tools/ketch-bench multinode --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 # bench-addons starts real servers, like bench-server, and times the bundled addons (root; it
 # holds /tmp/ketch-host.lock).
 bench-addons: build
-	$(GO) run ./cmd/ketch-bench addons --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+	$(GO) run ./tools/ketch-bench addons --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 fmt:
 	gofmt -w cmd pkg internal

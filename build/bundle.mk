@@ -1,8 +1,8 @@
 # Runtime bundle: the programs ketch carries and unpacks at start because they cannot be linked
-# into the static ketch binary (see pkg/agent/bundle). Versions come from the `tool` directives
+# into the static ketch binary (see pkg/bundle). Versions come from the `tool` directives
 # in go.mod. Include this file from the Makefile; it expects GO to be set.
 #
-# Builds pkg/agent/bundle/bin/programs.tar.zst (needs the zstd command) plus SHA256SUMS (of the
+# Builds pkg/bundle/bin/programs.tar.zst (needs the zstd command) plus SHA256SUMS (of the
 # programs): runc, containerd's runc shim (one process per pod, so it must be small, not a
 # role of the ketch binary) and the CNI plugins. runc needs cgo and libseccomp (Debian:
 # libseccomp-dev pkg-config); it is linked statically so that a host needs no libseccomp or
@@ -11,7 +11,7 @@
 # `make -f build/bundle.mk bundle` works on its own too.
 
 GO ?= go
-BUNDLE_DIR := pkg/agent/bundle/bin
+BUNDLE_DIR := pkg/bundle/bin
 BUNDLE_RUNC := github.com/opencontainers/runc
 BUNDLE_CNI := \
 	github.com/containernetworking/plugins/plugins/main/bridge \

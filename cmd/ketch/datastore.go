@@ -12,8 +12,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/datastore"
+	"github.com/ketch-k8s/ketch/pkg/datastore/etcdapi"
 	"github.com/ketch-k8s/ketch/pkg/datastore/mvcc"
-	"github.com/ketch-k8s/ketch/pkg/datastore/server"
 )
 
 func datastoreCommand() *cli.Command {
@@ -24,9 +24,9 @@ func datastoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Usage: "directory of the datastore file (required)"},
 			&cli.StringSliceFlag{Name: "listen-client-urls", Usage: "URLs to serve etcd clients on: http://HOST:PORT or unix:///PATH", Value: cli.NewStringSlice("http://127.0.0.1:2379")},
 			&cli.StringFlag{Name: "name", Usage: "member name reported to clients", Value: "default"},
-			&cli.IntFlag{Name: "max-request-bytes", Usage: "largest write request accepted", Value: server.DefaultMaxRequestBytes},
-			&cli.IntFlag{Name: "max-txn-ops", Usage: "most operations in one transaction branch", Value: server.DefaultMaxTxnOps},
-			&cli.DurationFlag{Name: "watch-progress-notify-interval", Usage: "interval of progress notifications to watchers that ask for them", Value: server.DefaultWatchProgressNotifyInterval},
+			&cli.IntFlag{Name: "max-request-bytes", Usage: "largest write request accepted", Value: etcdapi.DefaultMaxRequestBytes},
+			&cli.IntFlag{Name: "max-txn-ops", Usage: "most operations in one transaction branch", Value: etcdapi.DefaultMaxTxnOps},
+			&cli.DurationFlag{Name: "watch-progress-notify-interval", Usage: "interval of progress notifications to watchers that ask for them", Value: etcdapi.DefaultWatchProgressNotifyInterval},
 			&cli.Int64Flag{Name: "history-revisions", Usage: "revisions of history kept when no client compacts (0: unlimited)", Value: datastore.DefaultHistoryRevisions},
 			debugFlag,
 		},

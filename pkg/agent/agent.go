@@ -13,12 +13,12 @@ import (
 	containerdclient "github.com/containerd/containerd/v2/client"
 	"k8s.io/klog/v2"
 
-	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
 	"github.com/ketch-k8s/ketch/pkg/agent/cni"
 	"github.com/ketch-k8s/ketch/pkg/agent/containerd"
 	"github.com/ketch-k8s/ketch/pkg/agent/flannel"
-	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/bundle"
 	"github.com/ketch-k8s/ketch/pkg/component"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/images"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 )

@@ -19,10 +19,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
-	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/agent/loadbalancer"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/daemon"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/supervisor"
 )
@@ -107,7 +108,7 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 	if err != nil {
 		return err
 	}
-	previousHeartbeat := daemon.LastHeartbeat(ctx, nodeClient, cfg.NodeName)
+	previousHeartbeat := lifecycle.LastHeartbeat(ctx, nodeClient, cfg.NodeName)
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
 	node, err := Start(nodeCtx, Config{
@@ -122,7 +123,7 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 	}
 	defer func() {
 		stopNode()
-		daemon.WaitStopped(node.Components, time.Now().Add(shutdownTimeout), shutdownTimeout)
+		lifecycle.WaitStopped(node.Components, time.Now().Add(shutdownTimeout), shutdownTimeout)
 		node.Stop()
 	}()
 
@@ -132,15 +133,15 @@ func Run(ctx context.Context, cfg *config.Agent) (err error) {
 	}
 	go loadbalancer.WatchServers(lbCtx, proxyClient, lb)
 
-	if err := daemon.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, daemon.Registered); err != nil {
+	if err := lifecycle.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, lifecycle.Registered); err != nil {
 		return err
 	}
 	p.Phase("node registered")
-	if err := daemon.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, daemon.ReadySince(start, previousHeartbeat)); err != nil {
+	if err := lifecycle.WaitNode(ctx, nodeClient, cfg.NodeName, node.Components, lifecycle.ReadySince(start, previousHeartbeat)); err != nil {
 		return err
 	}
 	p.Phase("node Ready")
-	if err := daemon.WaitAny(ctx, node.Components); err != nil {
+	if err := lifecycle.WaitAny(ctx, node.Components); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "ketch: stopping")

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
+	"github.com/ketch-k8s/ketch/pkg/datastore/etcdapi"
 	"github.com/ketch-k8s/ketch/pkg/datastore/mvcc"
-	"github.com/ketch-k8s/ketch/pkg/datastore/server"
 )
 
 // DBFileName is the datastore's file inside its data dir.
@@ -84,7 +84,7 @@ func Start(cfg Config) (*Datastore, error) {
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	d.grpc = server.New(store, server.Config{
+	d.grpc = etcdapi.New(store, etcdapi.Config{
 		Name: cfg.Name, ClientURLs: cfg.ListenClientURLs, MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps: cfg.MaxTxnOps, WatchProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
 	})

@@ -16,7 +16,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
+	"github.com/ketch-k8s/ketch/pkg/bundle"
 )
 
 // addonsDir holds cmd/ketch-addons as the Makefile packs it (see addons/README.md).

@@ -1,7 +1,7 @@
 // Package pki creates, and on later starts reuses, the cluster's certificate authorities,
 // certificates, service-account key and kubeconfigs, laid out like k3s's:
 //
-//	<data-dir>/server/tls/   (ServerOptions.Dir, mode 0700)
+//	<data-dir>/server/tls/   (ControlPlaneOptions.Dir, mode 0700)
 //	  client-ca.crt/.key           signs every client certificate
 //	  server-ca.crt/.key           signs every serving certificate
 //	  request-header-ca.crt/.key   signs only the front-proxy client certificate
@@ -11,7 +11,7 @@
 //	  client-auth-proxy.crt/.key       kube-apiserver -> aggregated API servers
 //	  client-admin.crt/.key, client-controller.crt/.key,
 //	  client-scheduler.crt/.key, client-kube-proxy.crt/.key
-//	<data-dir>/server/cred/  (ServerOptions.CredDir, mode 0700)
+//	<data-dir>/server/cred/  (ControlPlaneOptions.CredDir, mode 0700)
 //	  admin.kubeconfig, controller.kubeconfig, scheduler.kubeconfig, kubeproxy.kubeconfig
 //	<data-dir>/agent/tls/    (NodeOptions.Dir, mode 0700)
 //	  server-ca.crt, client-ca.crt (copies, so a joined node needs nothing from the server's disk)

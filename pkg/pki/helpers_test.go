@@ -12,10 +12,10 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 )
 
-func testServerOptions(t *testing.T) ServerOptions {
+func testControlPlaneOptions(t *testing.T) ControlPlaneOptions {
 	t.Helper()
 	base := t.TempDir()
-	return ServerOptions{
+	return ControlPlaneOptions{
 		Dir:           filepath.Join(base, "server", "tls"),
 		CredDir:       filepath.Join(base, "server", "cred"),
 		APIServerURL:  "https://127.0.0.1:6443",
@@ -27,11 +27,11 @@ func testServerOptions(t *testing.T) ServerOptions {
 	}
 }
 
-func mustEnsureServer(t *testing.T, opts ServerOptions) *Server {
+func mustEnsureControlPlane(t *testing.T, opts ControlPlaneOptions) *ControlPlane {
 	t.Helper()
-	s, err := EnsureServer(opts)
+	s, err := EnsureControlPlane(opts)
 	if err != nil {
-		t.Fatalf("EnsureServer: %v", err)
+		t.Fatalf("EnsureControlPlane: %v", err)
 	}
 	return s
 }

@@ -36,11 +36,11 @@ func writeKubeconfig(path, server, caFile, certFile, keyFile string) error {
 
 // WriteAdminKubeconfig writes the user-facing admin kubeconfig (ketch.yaml) with the server CA,
 // admin certificate and key embedded, so it still works when copied to another machine.
-// server is the URL users reach the API at; empty means the Server's APIServerURL. The file
+// server is the URL users reach the API at; empty means the ControlPlane's APIServerURL. The file
 // gets exactly mode (the caller's --write-kubeconfig-mode); it is replaced atomically, and only
 // when its content would change. A missing parent directory is created 0755, since mode may
 // be meant to let other users read the file.
-func (s *Server) WriteAdminKubeconfig(path string, mode os.FileMode, server string) error {
+func (s *ControlPlane) WriteAdminKubeconfig(path string, mode os.FileMode, server string) error {
 	if server == "" {
 		server = s.APIServerURL
 	}

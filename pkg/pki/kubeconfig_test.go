@@ -30,7 +30,7 @@ func loadCurrent(t *testing.T, path string) (*clientcmdapi.Cluster, *clientcmdap
 }
 
 func TestKubeconfigsReferenceTheirFiles(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	n := mustEnsureNode(t, s, testNodeOptions(s))
 	for _, tc := range []struct{ kubeconfig, ca, cert, key string }{
 		{s.AdminKubeconfig, s.ServerCA, s.AdminCert, s.AdminKey},
@@ -57,7 +57,7 @@ func TestKubeconfigsReferenceTheirFiles(t *testing.T) {
 }
 
 func TestWriteAdminKubeconfig(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	path := filepath.Join(t.TempDir(), "etc", "ketch", "ketch.yaml")
 
 	if err := s.WriteAdminKubeconfig(path, 0o640, ""); err != nil {
@@ -122,9 +122,9 @@ func TestTLSEndToEnd(t *testing.T) {
 	}))
 	defer ts.Close()
 
-	opts := testServerOptions(t)
+	opts := testControlPlaneOptions(t)
 	opts.APIServerURL = "https://" + ts.Listener.Addr().String() // 127.0.0.1, a SAN
-	s := mustEnsureServer(t, opts)
+	s := mustEnsureControlPlane(t, opts)
 	n := mustEnsureNode(t, s, testNodeOptions(s))
 	serving, err := tls.LoadX509KeyPair(s.APIServerCert, s.APIServerKey)
 	if err != nil {
@@ -182,7 +182,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	mu.Unlock()
 
 	// Another cluster's admin is refused by the handshake, and does not trust this server.
-	other := mustEnsureServer(t, testServerOptions(t))
+	other := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	cfg, err := clientcmd.BuildConfigFromFlags("", other.AdminKubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func nodeSpecs(name string, ips []net.IP) (serving, kubelet, proxy leafSpec) {
 
 // SignNodeCerts signs the certificates req asks for. It touches no files, so the supervisor
 // can serve it to joining nodes once it authenticates them (which is its job, not this one's).
-func (s *Server) SignNodeCerts(req NodeCertRequest) (*NodeCerts, error) {
+func (s *ControlPlane) SignNodeCerts(req NodeCertRequest) (*NodeCerts, error) {
 	if req.NodeName == "" {
 		return nil, errors.New("pki: node certificate request without a node name")
 	}
@@ -165,8 +165,8 @@ func WriteNodeCerts(dir string, certs *NodeCerts) error {
 }
 
 // EnsureNode issues this server's own node (the embedded agent) its certificates and
-// kubeconfigs under opts.Dir, with the same reuse rules as EnsureServer.
-func (s *Server) EnsureNode(opts NodeOptions) (*Node, error) {
+// kubeconfigs under opts.Dir, with the same reuse rules as EnsureControlPlane.
+func (s *ControlPlane) EnsureNode(opts NodeOptions) (*Node, error) {
 	return ensureNode(opts, s.SignNodeCerts)
 }
 

@@ -20,7 +20,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 )
 
-func testNodeOptions(s *Server) NodeOptions {
+func testNodeOptions(s *ControlPlane) NodeOptions {
 	return NodeOptions{
 		Dir:          filepath.Join(filepath.Dir(filepath.Dir(s.Dir)), "agent", "tls"),
 		APIServerURL: s.APIServerURL,
@@ -29,7 +29,7 @@ func testNodeOptions(s *Server) NodeOptions {
 	}
 }
 
-func mustEnsureNode(t *testing.T, s *Server, opts NodeOptions) *Node {
+func mustEnsureNode(t *testing.T, s *ControlPlane, opts NodeOptions) *Node {
 	t.Helper()
 	n, err := s.EnsureNode(opts)
 	if err != nil {
@@ -39,7 +39,7 @@ func mustEnsureNode(t *testing.T, s *Server, opts NodeOptions) *Node {
 }
 
 func TestEnsureNodeIssuesVerifiableCerts(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	n := mustEnsureNode(t, s, testNodeOptions(s))
 
 	for _, pair := range [][2]string{{n.ServerCA, s.ServerCA}, {n.ClientCA, s.ClientCA}} {
@@ -85,7 +85,7 @@ func TestEnsureNodeIssuesVerifiableCerts(t *testing.T) {
 }
 
 func TestEnsureNodeReusesAndRenewsOnlyWhatItMust(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	opts := testNodeOptions(s)
 	n := mustEnsureNode(t, s, opts)
 
@@ -130,7 +130,7 @@ func TestEnsureNodeReusesAndRenewsOnlyWhatItMust(t *testing.T) {
 // remoteSigner stands in for the supervisor: the request and answer cross a JSON boundary,
 // as they will over the network, and it counts its calls.
 type remoteSigner struct {
-	s     *Server
+	s     *ControlPlane
 	calls int
 	fail  bool
 }
@@ -161,7 +161,7 @@ func roundTrip(in, out any) error {
 }
 
 func TestJoiningNodeFlow(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	opts := NodeOptions{Dir: t.TempDir(), CredDir: t.TempDir(), APIServerURL: "https://192.0.2.1:6443", NodeName: "edge-1"}
 	signer := &remoteSigner{s: s}
 
@@ -196,7 +196,7 @@ func TestJoiningNodeFlow(t *testing.T) {
 }
 
 func TestSignNodeCertsImposesIdentity(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -9,11 +9,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ketch-k8s/ketch/manifests"
-	"github.com/ketch-k8s/ketch/pkg/addons/deploy"
-	"github.com/ketch-k8s/ketch/pkg/addons/nodehosts"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/images"
+	"github.com/ketch-k8s/ketch/pkg/server/deploy"
+	"github.com/ketch-k8s/ketch/pkg/server/nodehosts"
 )
 
 // startAddons writes the bundled addon manifests into <data-dir>/server/manifests and starts

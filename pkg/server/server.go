@@ -18,12 +18,13 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/ketch-k8s/ketch/pkg/agent"
-	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/control"
 	"github.com/ketch-k8s/ketch/pkg/daemon"
 	"github.com/ketch-k8s/ketch/pkg/datastore"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/supervisor"
 	"github.com/ketch-k8s/ketch/pkg/token"
@@ -73,7 +74,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	}()
 	p.Phase("datastore ready")
 
-	certs, err := pki.EnsureServer(pki.ServerOptions{
+	certs, err := pki.EnsureControlPlane(pki.ControlPlaneOptions{
 		Dir: filepath.Join(cfg.ServerDir(), "tls"), CredDir: filepath.Join(cfg.ServerDir(), "cred"),
 		APIServerURL: cfg.APIServerURL(), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs,
 		ServiceIP: cfg.ServiceIP(), ClusterDomain: cfg.ClusterDomain, TLSSANs: cfg.TLSSANs,
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		deadline := time.Now().Add(shutdownTimeout)
 		for i := len(stages) - 1; i >= 0; i-- {
 			stages[i].cancel()
-			daemon.WaitStopped(stages[i].components, deadline, shutdownTimeout)
+			lifecycle.WaitStopped(stages[i].components, deadline, shutdownTimeout)
 		}
 		if node != nil {
 			node.Stop()
@@ -163,7 +164,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	controllersStage.components = append(controllersStage.components, addons...)
 	components = append(components, addons...)
 
-	previousHeartbeat := daemon.LastHeartbeat(ctx, client, cfg.NodeName)
+	previousHeartbeat := lifecycle.LastHeartbeat(ctx, client, cfg.NodeName)
 	nodeCtx, nodeStage := newStage()
 	node, err = agent.Start(nodeCtx, agent.Config{
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, DataDir: cfg.DataDir, RunDir: cfg.RunDir,
@@ -178,21 +179,21 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 	nodeStage.components = node.Components
 	components = append(components, node.Components...)
 
-	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.Registered); err != nil {
+	if err := lifecycle.WaitNode(ctx, client, cfg.NodeName, components, lifecycle.Registered); err != nil {
 		return err
 	}
 	p.Phase("node registered")
 	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
 		return err
 	}
-	if err := daemon.WaitNode(ctx, client, cfg.NodeName, components, daemon.ReadySince(start, previousHeartbeat)); err != nil {
+	if err := lifecycle.WaitNode(ctx, client, cfg.NodeName, components, lifecycle.ReadySince(start, previousHeartbeat)); err != nil {
 		return err
 	}
 	p.Phase("node Ready")
 	fmt.Fprintf(out, "ketch: agents join with: ketch agent --server https://%s --token-file %s\n",
 		net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), cfg.TokenFile())
 
-	if err := daemon.WaitAny(ctx, components); err != nil {
+	if err := lifecycle.WaitAny(ctx, components); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "ketch: stopping")
@@ -200,7 +201,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 }
 
 // newSupervisor makes the join API and the server token it checks.
-func newSupervisor(cfg *config.Server, certs *pki.Server, client kubernetes.Interface) (*supervisor.Supervisor, error) {
+func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernetes.Interface) (*supervisor.Supervisor, error) {
 	caBundle, err := os.ReadFile(certs.ServerCA)
 	if err != nil {
 		return nil, fmt.Errorf("reading the server CA: %w", err)

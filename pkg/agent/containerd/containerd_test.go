@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ketch-k8s/ketch/pkg/agent/bundle"
-	"github.com/ketch-k8s/ketch/pkg/agent/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/bundle"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/images"
 )
 

@@ -11,8 +11,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 )
 
-// ServerOptions is what EnsureServer needs to know about the cluster.
-type ServerOptions struct {
+// ControlPlaneOptions is what EnsureControlPlane needs to know about the cluster.
+type ControlPlaneOptions struct {
 	// Dir holds the CAs, keys and certificates (<data-dir>/server/tls).
 	Dir string
 	// CredDir holds the control plane's kubeconfigs (<data-dir>/server/cred).
@@ -31,9 +31,9 @@ type ServerOptions struct {
 	TLSSANs []string
 }
 
-// Server is the control plane's PKI; only EnsureServer makes a usable one, since it also holds
+// ControlPlane is the control plane's PKI; only EnsureControlPlane makes a usable one, since it also holds
 // the loaded CAs that SignNodeCerts signs with. Every field is an absolute path.
-type Server struct {
+type ControlPlane struct {
 	Dir, CredDir, APIServerURL string
 
 	// ClientCA signs every client certificate (users, components, kubelets).
@@ -68,9 +68,9 @@ type Server struct {
 	clientCA, serverCA *authority
 }
 
-// EnsureServer creates what is missing or due for renewal under opts.Dir and opts.CredDir and
+// EnsureControlPlane creates what is missing or due for renewal under opts.Dir and opts.CredDir and
 // reuses everything else unchanged. See the package documentation for the rules.
-func EnsureServer(opts ServerOptions) (*Server, error) {
+func EnsureControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func EnsureServer(opts ServerOptions) (*Server, error) {
 	}
 	tls := func(name string) string { return filepath.Join(dir, name) }
 	cred := func(name string) string { return filepath.Join(credDir, name) }
-	s := &Server{
+	s := &ControlPlane{
 		Dir: dir, CredDir: credDir, APIServerURL: opts.APIServerURL,
 
 		ClientCA: tls("client-ca.crt"), ClientCAKey: tls("client-ca.key"),
@@ -164,19 +164,19 @@ func EnsureServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-func (o ServerOptions) check() error {
+func (o ControlPlaneOptions) check() error {
 	var errs []error
 	if o.Dir == "" {
-		errs = append(errs, errors.New("pki: ServerOptions.Dir is empty"))
+		errs = append(errs, errors.New("pki: ControlPlaneOptions.Dir is empty"))
 	}
 	if o.CredDir == "" {
-		errs = append(errs, errors.New("pki: ServerOptions.CredDir is empty"))
+		errs = append(errs, errors.New("pki: ControlPlaneOptions.CredDir is empty"))
 	}
 	if o.ServiceIP == nil {
-		errs = append(errs, errors.New("pki: ServerOptions.ServiceIP is empty; in-cluster clients dial it, so the serving certificate must name it"))
+		errs = append(errs, errors.New("pki: ControlPlaneOptions.ServiceIP is empty; in-cluster clients dial it, so the serving certificate must name it"))
 	}
 	if err := checkServerURL(o.APIServerURL); err != nil {
-		errs = append(errs, fmt.Errorf("pki: ServerOptions.APIServerURL: %w", err))
+		errs = append(errs, fmt.Errorf("pki: ControlPlaneOptions.APIServerURL: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -192,7 +192,7 @@ func checkServerURL(s string) error {
 	return nil
 }
 
-func apiServerSpec(opts ServerOptions) leafSpec {
+func apiServerSpec(opts ControlPlaneOptions) leafSpec {
 	domain := opts.ClusterDomain
 	if domain == "" {
 		domain = "cluster.local"

@@ -1,4 +1,4 @@
-package server_test
+package etcdapi_test
 
 // The harness of the differential test in etcdcompat_test.go: a real etcd and a ketch datastore
 // side by side, every request sent to both, every answer normalised and compared.

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ketch-k8s/ketch/pkg/daemon"
+	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"io"
 	"os"
 	"path/filepath"
@@ -97,7 +97,7 @@ func (c *mnCluster) agentPhase(ctx context.Context, res *mnResult) error {
 		if err != nil {
 			return err
 		}
-		_, hb := daemon.ReadyCondition(n)
+		_, hb := lifecycle.ReadyCondition(n)
 		run, err := c.startAgent(ctx, i, label, hb, true)
 		if err != nil {
 			return err
@@ -183,7 +183,7 @@ func (c *mnCluster) startAgent(ctx context.Context, i int, label string, prevHea
 		at := time.Since(t0)
 		if run.ready == 0 {
 			n, err := c.client.CoreV1().Nodes().Get(pctx, name, metav1.GetOptions{})
-			if err == nil && daemon.ReadySince(t0, prevHeartbeat)(n) {
+			if err == nil && lifecycle.ReadySince(t0, prevHeartbeat)(n) {
 				run.ready = at
 			} else if err != nil && !apierrors.IsNotFound(err) && pctx.Err() == nil {
 				c.b.logf("%s: get node: %v", label, err)

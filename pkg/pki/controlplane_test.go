@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/util/keyutil"
 )
 
-func TestEnsureServerIssuesVerifiableChain(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+func TestEnsureControlPlaneIssuesVerifiableChain(t *testing.T) {
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	server, client := x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth
 
 	for _, tc := range []struct {
@@ -74,7 +74,7 @@ func TestEnsureServerIssuesVerifiableChain(t *testing.T) {
 }
 
 func TestAPIServerSANs(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	c := verifyLeaf(t, s.APIServerCert, s.ServerCA, x509.ExtKeyUsageServerAuth)
 
 	wantDNS := []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -100,7 +100,7 @@ func TestAPIServerSANs(t *testing.T) {
 }
 
 func TestServiceAccountKey(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	// The same readers kube-apiserver and kube-controller-manager use for their flags.
 	priv, err := keyutil.PrivateKeyFromFile(s.ServiceAccountKey)
 	if err != nil {
@@ -120,7 +120,7 @@ func TestServiceAccountKey(t *testing.T) {
 }
 
 func TestFileModesAndPaths(t *testing.T) {
-	s := mustEnsureServer(t, testServerOptions(t))
+	s := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 	for _, d := range []string{s.Dir, s.CredDir} {
 		if m := fileMode(t, d); m != 0o700 {
 			t.Errorf("%s: mode %o, want 700", d, m)
@@ -148,35 +148,35 @@ func TestFileModesAndPaths(t *testing.T) {
 	}
 }
 
-func TestEnsureServerReusesEverything(t *testing.T) {
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
+func TestEnsureControlPlaneReusesEverything(t *testing.T) {
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
 	before := snapshot(t, s.Dir, s.CredDir)
-	mustEnsureServer(t, opts)
+	mustEnsureControlPlane(t, opts)
 	if diff := changed(before, snapshot(t, s.Dir, s.CredDir)); len(diff) > 0 {
-		t.Errorf("second EnsureServer changed %v", diff)
+		t.Errorf("second EnsureControlPlane changed %v", diff)
 	}
 }
 
 func TestSANChangesReissueOnlyTheServingCert(t *testing.T) {
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
 	want := map[string]bool{"serving-kube-apiserver.crt": true, "serving-kube-apiserver.key": true}
 
 	for _, step := range []struct {
 		name   string
-		change func(*ServerOptions)
+		change func(*ControlPlaneOptions)
 		want   map[string]bool
 	}{
-		{"new DNS --tls-san", func(o *ServerOptions) { o.TLSSANs = append(o.TLSSANs, "api.example.org") }, want},
-		{"new IP --tls-san", func(o *ServerOptions) { o.TLSSANs = append(o.TLSSANs, "2001:db8::7") }, want},
-		{"new node IP", func(o *ServerOptions) { o.NodeIPs = append(o.NodeIPs, net.ParseIP("192.0.2.11")) }, want},
-		{"SAN dropped: still covered", func(o *ServerOptions) { o.TLSSANs = o.TLSSANs[:1] }, nil},
-		{"SAN case differs: still covered", func(o *ServerOptions) { o.NodeName = "NODE-A" }, nil},
+		{"new DNS --tls-san", func(o *ControlPlaneOptions) { o.TLSSANs = append(o.TLSSANs, "api.example.org") }, want},
+		{"new IP --tls-san", func(o *ControlPlaneOptions) { o.TLSSANs = append(o.TLSSANs, "2001:db8::7") }, want},
+		{"new node IP", func(o *ControlPlaneOptions) { o.NodeIPs = append(o.NodeIPs, net.ParseIP("192.0.2.11")) }, want},
+		{"SAN dropped: still covered", func(o *ControlPlaneOptions) { o.TLSSANs = o.TLSSANs[:1] }, nil},
+		{"SAN case differs: still covered", func(o *ControlPlaneOptions) { o.NodeName = "NODE-A" }, nil},
 	} {
 		before := snapshot(t, s.Dir, s.CredDir)
 		step.change(&opts)
-		mustEnsureServer(t, opts)
+		mustEnsureControlPlane(t, opts)
 		if diff := changed(before, snapshot(t, s.Dir, s.CredDir)); !mapsEqual(diff, step.want) {
 			t.Errorf("%s: changed %v, want %v", step.name, diff, step.want)
 		}
@@ -200,8 +200,8 @@ func mapsEqual(a, b map[string]bool) bool {
 }
 
 func TestExpiringLeafIsRenewedAlone(t *testing.T) {
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
 
 	// Replace the scheduler's certificate with one, same key, that has 89 days left.
 	key, err := keyutil.PrivateKeyFromFile(s.SchedulerKey)
@@ -218,7 +218,7 @@ func TestExpiringLeafIsRenewedAlone(t *testing.T) {
 	}
 
 	before := snapshot(t, s.Dir, s.CredDir)
-	mustEnsureServer(t, opts)
+	mustEnsureControlPlane(t, opts)
 	want := map[string]bool{"client-scheduler.crt": true, "client-scheduler.key": true}
 	if diff := changed(before, snapshot(t, s.Dir, s.CredDir)); !mapsEqual(diff, want) {
 		t.Errorf("changed %v, want %v", diff, want)
@@ -230,13 +230,13 @@ func TestExpiringLeafIsRenewedAlone(t *testing.T) {
 }
 
 func TestAgingRenewsLeavesNotCAs(t *testing.T) {
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
 	before := snapshot(t, s.Dir, s.CredDir)
 
 	// 300 days on, every leaf has 65 days left.
 	setClock(t, time.Now().Add(300*24*time.Hour))
-	mustEnsureServer(t, opts)
+	mustEnsureControlPlane(t, opts)
 	after := snapshot(t, s.Dir, s.CredDir)
 	diff := changed(before, after)
 	for p := range after {
@@ -250,16 +250,16 @@ func TestAgingRenewsLeavesNotCAs(t *testing.T) {
 	verifyLeaf(t, s.APIServerCert, s.ServerCA, x509.ExtKeyUsageServerAuth)
 
 	// And the renewed set is stable again.
-	mustEnsureServer(t, opts)
+	mustEnsureControlPlane(t, opts)
 	if diff := changed(after, snapshot(t, s.Dir, s.CredDir)); len(diff) > 0 {
-		t.Errorf("EnsureServer after renewal changed %v", diff)
+		t.Errorf("EnsureControlPlane after renewal changed %v", diff)
 	}
 }
 
 func TestDamagedLeavesAreReissued(t *testing.T) {
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
-	other := mustEnsureServer(t, testServerOptions(t)) // another cluster
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
+	other := mustEnsureControlPlane(t, testControlPlaneOptions(t)) // another cluster
 
 	copyFile := func(from, to string) {
 		data, err := os.ReadFile(from)
@@ -291,7 +291,7 @@ func TestDamagedLeavesAreReissued(t *testing.T) {
 	} {
 		tc.damage()
 		before := snapshot(t, s.Dir)
-		mustEnsureServer(t, opts)
+		mustEnsureControlPlane(t, opts)
 		diff := changed(before, snapshot(t, s.Dir))
 		key := strings.TrimSuffix(filepath.Base(tc.cert), ".crt") + ".key"
 		if want := map[string]bool{filepath.Base(tc.cert): true, key: true}; !mapsEqual(diff, want) {
@@ -305,44 +305,47 @@ func TestDamagedLeavesAreReissued(t *testing.T) {
 func TestDamagedCAIsAnErrorAndLeftAlone(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		damage func(s, other *Server) string // returns the file the error must name
+		damage func(s, other *ControlPlane) string // returns the file the error must name
 	}{
-		{"garbage CA certificate", func(s, _ *Server) string {
+		{"garbage CA certificate", func(s, _ *ControlPlane) string {
 			os.WriteFile(s.ClientCA, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o644)
 			return s.ClientCA
 		}},
-		{"empty CA certificate", func(s, _ *Server) string { os.WriteFile(s.ServerCA, nil, 0o644); return s.ServerCA }},
-		{"garbage CA key", func(s, _ *Server) string { os.WriteFile(s.ServerCAKey, []byte("junk"), 0o600); return s.ServerCAKey }},
-		{"missing CA key", func(s, _ *Server) string { os.Remove(s.RequestHeaderCAKey); return s.RequestHeaderCAKey }},
-		{"CA key of another CA", func(s, other *Server) string {
+		{"empty CA certificate", func(s, _ *ControlPlane) string { os.WriteFile(s.ServerCA, nil, 0o644); return s.ServerCA }},
+		{"garbage CA key", func(s, _ *ControlPlane) string {
+			os.WriteFile(s.ServerCAKey, []byte("junk"), 0o600)
+			return s.ServerCAKey
+		}},
+		{"missing CA key", func(s, _ *ControlPlane) string { os.Remove(s.RequestHeaderCAKey); return s.RequestHeaderCAKey }},
+		{"CA key of another CA", func(s, other *ControlPlane) string {
 			data, _ := os.ReadFile(other.ClientCAKey)
 			os.WriteFile(s.ClientCAKey, data, 0o600)
 			return s.ClientCAKey
 		}},
-		{"leaf where the CA belongs", func(s, _ *Server) string {
+		{"leaf where the CA belongs", func(s, _ *ControlPlane) string {
 			data, _ := os.ReadFile(s.AdminCert)
 			os.WriteFile(s.ClientCA, data, 0o644)
 			key, _ := os.ReadFile(s.AdminKey)
 			os.WriteFile(s.ClientCAKey, key, 0o600)
 			return s.ClientCA
 		}},
-		{"garbage service-account key", func(s, _ *Server) string {
+		{"garbage service-account key", func(s, _ *ControlPlane) string {
 			os.WriteFile(s.ServiceAccountKey, []byte("junk"), 0o600)
 			return s.ServiceAccountKey
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := testServerOptions(t)
-			s := mustEnsureServer(t, opts)
-			other := mustEnsureServer(t, testServerOptions(t))
+			opts := testControlPlaneOptions(t)
+			s := mustEnsureControlPlane(t, opts)
+			other := mustEnsureControlPlane(t, testControlPlaneOptions(t))
 			file := tc.damage(s, other)
 			before := snapshot(t, s.Dir, s.CredDir)
-			_, err := EnsureServer(opts)
+			_, err := EnsureControlPlane(opts)
 			if err == nil || !strings.Contains(err.Error(), file) {
-				t.Fatalf("EnsureServer = %v, want an error naming %s", err, file)
+				t.Fatalf("EnsureControlPlane = %v, want an error naming %s", err, file)
 			}
 			if diff := changed(before, snapshot(t, s.Dir, s.CredDir)); len(diff) > 0 {
-				t.Errorf("failed EnsureServer changed %v", diff)
+				t.Errorf("failed EnsureControlPlane changed %v", diff)
 			}
 		})
 	}
@@ -350,14 +353,14 @@ func TestDamagedCAIsAnErrorAndLeftAlone(t *testing.T) {
 
 func TestCAKeyWithoutCertificateIsCompleted(t *testing.T) {
 	// What a crash between writing a new CA's key and its certificate leaves behind.
-	opts := testServerOptions(t)
-	s := mustEnsureServer(t, opts)
+	opts := testControlPlaneOptions(t)
+	s := mustEnsureControlPlane(t, opts)
 	key, err := os.ReadFile(s.ClientCAKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(s.ClientCA)
-	mustEnsureServer(t, opts)
+	mustEnsureControlPlane(t, opts)
 	after, _ := os.ReadFile(s.ClientCAKey)
 	if string(after) != string(key) {
 		t.Error("the surviving CA key was replaced")
@@ -366,29 +369,29 @@ func TestCAKeyWithoutCertificateIsCompleted(t *testing.T) {
 }
 
 func TestExpiredCAIsAnError(t *testing.T) {
-	opts := testServerOptions(t)
-	mustEnsureServer(t, opts)
+	opts := testControlPlaneOptions(t)
+	mustEnsureControlPlane(t, opts)
 	setClock(t, time.Now().Add(11*365*24*time.Hour))
-	if _, err := EnsureServer(opts); err == nil || !strings.Contains(err.Error(), "expired") {
-		t.Fatalf("EnsureServer with expired CAs = %v, want an error", err)
+	if _, err := EnsureControlPlane(opts); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("EnsureControlPlane with expired CAs = %v, want an error", err)
 	}
 }
 
 func TestServerOptionsChecked(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(*ServerOptions)
+		change func(*ControlPlaneOptions)
 		want   string
 	}{
-		{"no dir", func(o *ServerOptions) { o.Dir = "" }, "Dir"},
-		{"no cred dir", func(o *ServerOptions) { o.CredDir = "" }, "CredDir"},
-		{"no service IP", func(o *ServerOptions) { o.ServiceIP = nil }, "ServiceIP"},
-		{"http URL", func(o *ServerOptions) { o.APIServerURL = "http://127.0.0.1:6443" }, "APIServerURL"},
+		{"no dir", func(o *ControlPlaneOptions) { o.Dir = "" }, "Dir"},
+		{"no cred dir", func(o *ControlPlaneOptions) { o.CredDir = "" }, "CredDir"},
+		{"no service IP", func(o *ControlPlaneOptions) { o.ServiceIP = nil }, "ServiceIP"},
+		{"http URL", func(o *ControlPlaneOptions) { o.APIServerURL = "http://127.0.0.1:6443" }, "APIServerURL"},
 	} {
-		opts := testServerOptions(t)
+		opts := testControlPlaneOptions(t)
 		tc.change(&opts)
-		if _, err := EnsureServer(opts); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: EnsureServer = %v, want an error about %s", tc.name, err, tc.want)
+		if _, err := EnsureControlPlane(opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: EnsureControlPlane = %v, want an error about %s", tc.name, err, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package etcdapi_test
 
 // A differential test: the same requests go to a real etcd (v3.6, in-process) and to ketch's
 // datastore, and every answer must be the same once what legitimately differs is normalised
