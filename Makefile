@@ -22,7 +22,7 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons fmt vet clean
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons docs fmt vet clean
 
 all: build
 
@@ -75,8 +75,12 @@ bench-multinode: build
 bench-addons: build
 	$(GO) run ./tools/ketch-bench addons --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
+# docs regenerates the command reference from the flag definitions; a test fails when it is stale.
+docs:
+	$(GO) run ./tools/reference docs/reference.md
+
 fmt:
-	gofmt -w cmd pkg internal
+	gofmt -w cmd pkg internal tools manifests
 
 vet:
 	$(GO) vet ./...

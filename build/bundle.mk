@@ -71,7 +71,8 @@ bundle-clean:
 # Addon bundle: cmd/ketch-addons, the program of the addon image (pkg/images/addons.go), in
 # the same archive format. It is rebuilt when its sources change, not only its pins.
 ADDONS_DIR := pkg/images/addons
-ADDONS_SRC := $(shell find cmd/ketch-addons pkg/addons -name '*.go' -not -name '*_test.go' 2>/dev/null)
+# Every Go file of this module the program is built from, whichever package it is in.
+ADDONS_SRC := $(shell $(GO) list -deps -f '{{with .Module}}{{if eq .Path "github.com/ketch-k8s/ketch"}}{{range $$.GoFiles}}{{$$.Dir}}/{{.}} {{end}}{{end}}{{end}}' ./cmd/ketch-addons 2>/dev/null)
 
 .PHONY: addons
 addons: $(ADDONS_DIR)/SHA256SUMS

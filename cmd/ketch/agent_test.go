@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ketch-k8s/ketch/internal/testutil"
 )
@@ -53,5 +57,106 @@ func TestAgentBadInput(t *testing.T) {
 				t.Errorf("the refused agent wrote to its data dir: %v", entries)
 			}
 		})
+	}
+}
+
+// TestAgentRunDirInUse: an agent started on the run dir of a running node is refused before it
+// touches anything there. With the default paths this is an agent started on a server's host:
+// it used to replace the server's containerd socket and break its node.
+func TestAgentRunDirInUse(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the host check (run as root) comes before the dirs")
+	}
+	hash := strings.Repeat("ab", 32)
+	dataDir, runDir := t.TempDir(), t.TempDir()
+	pid := holdLock(t, runDir)
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(config, nil, 0o644)
+	cmd := exec.Command(testutil.KetchBinary(t), "agent", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
+		"--node-name", "test-node", "--node-ip", "192.0.2.10", "--server", "https://192.0.2.1:6443", "--token", "K10"+hash+"::server:secret-123")
+	out, err := cmd.CombinedOutput()
+	want := "ketch: run dir " + runDir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --run-dir"
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("ketch agent: %v, want %q:\n%s", err, want, out)
+	}
+	for _, dir := range []string{dataDir, runDir} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Name() != "ketch.pid" {
+				t.Errorf("%s has %s: the refused agent started something", dir, e.Name())
+			}
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(runDir, "ketch.pid")); string(b) != pid+"\n" {
+		t.Errorf("the holder's ketch.pid now holds %q", b)
+	}
+}
+
+// TestAgentStopsWhileJoining: SIGTERM to an agent that is still waiting for its server stops it
+// within a few seconds, cleanly, saying what it was waiting for.
+func TestAgentStopsWhileJoining(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: an agent runs only as root")
+	}
+	// The agent's fixed ports (the kubelet's, the load balancer's) must be free.
+	testutil.LockHost(t)
+	// A server that accepts connections and never answers: the agent waits for it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	server := "https://" + l.Addr().String()
+	hash := strings.Repeat("ab", 32)
+	dataDir, runDir := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(config, nil, 0o644)
+	cmd := exec.Command(testutil.KetchBinary(t), "agent", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
+		"--node-name", "test-node", "--node-ip", "127.0.0.1", "--server", server, "--token", "K10"+hash+"::server:secret-123")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// The agent has taken its dirs and waits for the server once its log file exists.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dataDir, "logs", "ketch.log")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the agent did not start:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want a clean stop", err)
+		}
+		t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("the agent was still running 10s after SIGTERM:\n%s", out.String())
+	}
+	want := "ketch: stopping before the node started (it was waiting for the server at " + server + ")"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,15 +104,16 @@ func (r serverRun) run(t *testing.T) (string, int) {
 		t.Logf("stdout: %s", stdout.String())
 	}
 
-	// Nothing started.
-	if entries, err := os.ReadDir(r.dataDir); err == nil {
+	// Nothing started: the dirs hold at most their lock files.
+	for _, dir := range []string{r.dataDir, r.runDir} {
+		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if e.Name() != "ketch.pid" {
-				t.Errorf("data dir has %s: ketch started something", e.Name())
+				t.Errorf("%s has %s: ketch started something", dir, e.Name())
 			}
 		}
 	}
-	for _, p := range []string{filepath.Join(r.dataDir, "logs", "ketch.log"), r.runDir, r.kubeconfig} {
+	for _, p := range []string{filepath.Join(r.dataDir, "logs", "ketch.log"), r.kubeconfig} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s exists (%v): ketch started something", p, err)
 		}
@@ -124,6 +126,25 @@ func (r serverRun) run(t *testing.T) (string, int) {
 		t.Errorf("process %d, which names the test's dirs, is left", pid)
 	}
 	return stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// holdLock takes dir's lock exactly as a running ketch does (flock on dir/ketch.pid, holding
+// its pid) until the test ends, and returns the pid it wrote.
+func holdLock(t *testing.T, dir string) string {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "ketch.pid"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if _, err := f.WriteString(pid + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
 
 // processesMentioning lists the processes whose command line contains any of the strings.
@@ -220,26 +241,31 @@ func TestServerBadInput(t *testing.T) {
 	})
 
 	t.Run("data dir in use", func(t *testing.T) {
-		// Hold the lock exactly as a running ketch does.
 		dataDir := t.TempDir()
-		f, err := os.OpenFile(filepath.Join(dataDir, "ketch.pid"), os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			t.Fatal(err)
-		}
-		pid := strconv.Itoa(os.Getpid())
-		if _, err := f.WriteString(pid + "\n"); err != nil {
-			t.Fatal(err)
-		}
+		pid := holdLock(t, dataDir)
 		stderr, code := serverRun{dataDir: dataDir}.run(t)
 		want := "ketch: data dir " + dataDir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --data-dir"
 		if code == 0 || !strings.Contains(stderr, want) {
 			t.Errorf("exit %d, want %q:\n%s", code, want, stderr)
 		}
 		if b, _ := os.ReadFile(filepath.Join(dataDir, "ketch.pid")); string(b) != pid+"\n" {
+			t.Errorf("the holder's ketch.pid now holds %q", b)
+		}
+	})
+
+	// Another node's run dir: its sockets (containerd's, the datastore's) would be replaced.
+	t.Run("run dir in use", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root: the host check (run as root) comes before the dirs")
+		}
+		runDir := t.TempDir()
+		pid := holdLock(t, runDir)
+		stderr, code := serverRun{runDir: runDir}.run(t)
+		want := "ketch: run dir " + runDir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --run-dir"
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, want %q:\n%s", code, want, stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(runDir, "ketch.pid")); string(b) != pid+"\n" {
 			t.Errorf("the holder's ketch.pid now holds %q", b)
 		}
 	})
@@ -296,4 +322,108 @@ func TestServerBadInput(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestServerStopsDuringStartup: SIGTERM at any phase of a server's start-up stops it within a
+// few seconds, cleanly (exit 0), saying which step start-up was waiting on.
+func TestServerStopsDuringStartup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a server runs only as root")
+	}
+	testutil.LockHost(t)
+	for _, tc := range []struct{ after, waiting string }{
+		{"datastore ready", "kube-apiserver"},
+		{"apiserver ready", ""},
+		{"node registered", "node test-node to be Ready"},
+	} {
+		t.Run("after "+tc.after, func(t *testing.T) {
+			base := t.TempDir()
+			// Unix sockets under both dirs (containerd's shims, the kubelet's) need short paths.
+			runDir, err := os.MkdirTemp("/run", "kt-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(runDir) })
+			dataDir, err := os.MkdirTemp("/var/tmp", "kt-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dataDir) })
+			guard, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := strconv.Itoa(guard.Addr().(*net.TCPAddr).Port)
+			guard.Close()
+			config := filepath.Join(base, "config.yaml")
+			os.WriteFile(config, nil, 0o644)
+			cmd := exec.Command(testutil.KetchBinary(t), "server", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
+				"--write-kubeconfig", filepath.Join(base, "kubeconfig"), "--node-name", "test-node",
+				"--bind-address", "127.0.0.1", "--https-listen-port", port)
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				killall := exec.Command(filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"))
+				killall.Env = append(os.Environ(), "KETCH_DATA_DIR="+dataDir, "KETCH_RUN_DIR="+runDir)
+				if b, err := killall.CombinedOutput(); err != nil {
+					t.Errorf("ketch-killall.sh: %v\n%s", err, b)
+				}
+				if t.Failed() {
+					b, _ := os.ReadFile(filepath.Join(dataDir, "logs", "ketch.log"))
+					t.Logf("log:\n%s", b)
+				}
+			})
+			deadline := time.Now().Add(3 * time.Minute)
+			for !strings.Contains(out.String(), "ketch: "+tc.after) {
+				select {
+				case err := <-exited:
+					t.Fatalf("the server exited (%v) before %q:\n%s", err, tc.after, out.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no %q after 3 minutes:\n%s", tc.after, out.String())
+				}
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			start := time.Now()
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("exit after SIGTERM: %v, want a clean stop", err)
+				}
+				t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+			case <-time.After(15 * time.Second):
+				t.Fatalf("the server was still running 15s after SIGTERM:\n%s", out.String())
+			}
+			want := "ketch: stopping before the node started (it was waiting for " + tc.waiting
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+			t.Logf("output:\n%s", out.String())
+		})
+	}
+}
+
+// syncBuffer is a process's output, read while the process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 	"k8s.io/utils/ptr"
@@ -18,33 +19,23 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/component"
 )
 
-// Kubelet is how the node's kubelet is set up.
-type Kubelet struct {
-	NodeName        string
-	NodeIPs         []net.IP
-	RootDir         string // the kubelet's own state: pods' volumes, plugins
-	ConfigFile      string // where the KubeletConfiguration is written
-	Kubeconfig      string
-	ClientCA        string // verifies clients such as kube-apiserver
-	ServingCert     string
-	ServingKey      string
+// kubeletConfig is how the node's kubelet is set up, beyond the node's own settings.
+type kubeletConfig struct {
+	Node
 	RuntimeEndpoint string // containerd's CRI socket, unix://...
-	ClusterDNS      net.IP
-	ClusterDomain   string
 	CgroupDriver    string // cgroupfs or systemd
 	CgroupV1        bool
 	CgroupRoot      string // the node's pods' cgroup; empty: the kubelet's default
-	PodLogsDir      string
-	Labels, Taints  []string
-	ExtraArgs       []string // "flag=value", override ketch's
 }
 
-// StartKubelet writes the kubelet's configuration and runs it. The kubelet goes through its
-// upstream command, which owns the process's signal handling: it is the only component that
-// does, and it stops on SIGTERM by itself.
-func StartKubelet(ctx context.Context, k Kubelet) (*component.Component, error) {
+// startKubelet writes the kubelet's configuration and runs it until ctx ends. The kubelet goes
+// through its upstream command: it also installs a handler for SIGTERM and SIGINT (the first
+// stops it, a second exits the process, as ketch's own handler does) and applies its logging
+// configuration to the whole process, which therefore carries ketch's verbosity.
+func startKubelet(ctx context.Context, k kubeletConfig) (*component.Component, error) {
+	paths := k.Paths()
 	c := kubeletConfiguration(k)
-	if err := writeYAML(k.ConfigFile, c); err != nil {
+	if err := writeYAML(paths.KubeletConfigFile(), c); err != nil {
 		return nil, err
 	}
 	// The kubelet polls for the static pod dir every second and logs an error while it is missing.
@@ -56,11 +47,11 @@ func StartKubelet(ctx context.Context, k Kubelet) (*component.Component, error) 
 		ips[i] = ip.String()
 	}
 	defaults := map[string]string{
-		"config":            k.ConfigFile,
+		"config":            paths.KubeletConfigFile(),
 		"hostname-override": k.NodeName,
-		"kubeconfig":        k.Kubeconfig,
+		"kubeconfig":        k.Certs.KubeletKubeconfig,
 		"node-ip":           strings.Join(ips, ","),
-		"root-dir":          k.RootDir,
+		"root-dir":          paths.KubeletDir(),
 	}
 	if len(k.Labels) > 0 {
 		defaults["node-labels"] = strings.Join(k.Labels, ",")
@@ -69,17 +60,18 @@ func StartKubelet(ctx context.Context, k Kubelet) (*component.Component, error) 
 		defaults["register-with-taints"] = strings.Join(k.Taints, ",")
 	}
 	cmd := kubeletapp.NewKubeletCommand(ctx)
-	cmd.SetArgs(component.Args(defaults, k.ExtraArgs))
+	cmd.SetArgs(component.CommandLine("kubelet", defaults, k.KubeletArgs))
 	return component.StartUnstoppable(ctx, "kubelet", func() error { return cmd.ExecuteContext(ctx) }), nil
 }
 
-func kubeletConfiguration(k Kubelet) *kubeletv1beta1.KubeletConfiguration {
+func kubeletConfiguration(k kubeletConfig) *kubeletv1beta1.KubeletConfiguration {
+	paths := k.Paths()
 	c := &kubeletv1beta1.KubeletConfiguration{
 		TypeMeta: metav1.TypeMeta{APIVersion: kubeletv1beta1.SchemeGroupVersion.String(), Kind: "KubeletConfiguration"},
 		Authentication: kubeletv1beta1.KubeletAuthentication{
 			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(false)},
 			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(true), CacheTTL: metav1.Duration{Duration: 2 * time.Minute}},
-			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: k.ClientCA},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: k.Certs.ClientCA},
 		},
 		Authorization: kubeletv1beta1.KubeletAuthorization{
 			Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook,
@@ -90,8 +82,8 @@ func kubeletConfiguration(k Kubelet) *kubeletv1beta1.KubeletConfiguration {
 		},
 		CgroupDriver:             k.CgroupDriver,
 		CgroupRoot:               k.CgroupRoot,
-		ClusterDNS:               []string{k.ClusterDNS.String()},
-		ClusterDomain:            k.ClusterDomain,
+		ClusterDNS:               []string{k.Cluster.ClusterDNS.String()},
+		ClusterDomain:            k.Cluster.ClusterDomain,
 		ContainerRuntimeEndpoint: k.RuntimeEndpoint,
 		EvictionHard: map[string]string{
 			"imagefs.available": "5%",
@@ -102,14 +94,16 @@ func kubeletConfiguration(k Kubelet) *kubeletv1beta1.KubeletConfiguration {
 		HealthzBindAddress: "127.0.0.1",
 		// Per node, not /var/log/pods: a kubelet deletes the log directories of every pod it does
 		// not know, which would be another node's on a shared machine.
-		PodLogsDir:          k.PodLogsDir,
+		PodLogsDir:          paths.PodLogsDir(),
 		ReadOnlyPort:        0,
 		ResolverConfig:      ptr.To(resolvConf()),
 		SerializeImagePulls: ptr.To(false),
-		StaticPodPath:       filepath.Join(filepath.Dir(k.ConfigFile), "manifests"),
-		TLSCertFile:         k.ServingCert,
-		TLSPrivateKeyFile:   k.ServingKey,
+		StaticPodPath:       paths.StaticPodDir(),
+		TLSCertFile:         k.Certs.KubeletServingCert,
+		TLSPrivateKeyFile:   k.Certs.KubeletServingKey,
 	}
+	// The kubelet applies this to klog for the whole process: it must say what ketch set.
+	c.Logging.Verbosity = logsapi.VerbosityLevel(k.Verbosity())
 	if k.CgroupV1 {
 		// The 1.36 kubelet refuses cgroup v1 unless told otherwise; many small hosts still have it.
 		c.FailCgroupV1 = ptr.To(false)

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,24 +14,16 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/component"
 )
 
-// KubeProxy is how the node's kube-proxy is set up.
-type KubeProxy struct {
-	NodeName    string
-	NodeIP      net.IP
-	ConfigFile  string
-	Kubeconfig  string
-	ClusterCIDR *net.IPNet
-	ExtraArgs   []string
-}
-
-// StartKubeProxy runs kube-proxy in iptables mode. Like the control plane it runs through the
-// exported options rather than the cobra command, so that it stops with ctx.
-func StartKubeProxy(ctx context.Context, p KubeProxy) (*component.Component, error) {
+// startKubeProxy runs kube-proxy in iptables mode until ctx ends. Like the control plane it runs
+// through the exported options rather than the cobra command, which would install a signal
+// handler and apply a logging configuration of its own.
+func startKubeProxy(ctx context.Context, node Node) (*component.Component, error) {
+	configFile := node.Paths().KubeProxyConfigFile()
 	cfg := &kubeproxyv1alpha1.KubeProxyConfiguration{
 		TypeMeta:         metav1.TypeMeta{APIVersion: kubeproxyv1alpha1.SchemeGroupVersion.String(), Kind: "KubeProxyConfiguration"},
-		BindAddress:      p.NodeIP.String(),
-		ClusterCIDR:      p.ClusterCIDR.String(),
-		HostnameOverride: p.NodeName,
+		BindAddress:      node.NodeIPs[0].String(),
+		ClusterCIDR:      node.Cluster.ClusterCIDR.String(),
+		HostnameOverride: node.NodeName,
 		Mode:             kubeproxyv1alpha1.ProxyMode("iptables"),
 		// Loopback only: several nodes may share a machine in tests, and nothing remote needs them.
 		HealthzBindAddress: "127.0.0.1:10256",
@@ -41,15 +32,15 @@ func StartKubeProxy(ctx context.Context, p KubeProxy) (*component.Component, err
 		// host may not grant, and the kernel default suits small clusters.
 		Conntrack: kubeproxyv1alpha1.KubeProxyConntrackConfiguration{MaxPerCore: ptr.To[int32](0)},
 	}
-	cfg.ClientConnection.Kubeconfig = p.Kubeconfig
-	if err := writeYAML(p.ConfigFile, cfg); err != nil {
+	cfg.ClientConnection.Kubeconfig = node.Certs.KubeProxyKubeconfig
+	if err := writeYAML(configFile, cfg); err != nil {
 		return nil, err
 	}
 	opts := proxyapp.NewOptions()
 	fs := pflag.NewFlagSet("kube-proxy", pflag.ContinueOnError)
 	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
 	opts.AddFlags(fs)
-	if err := fs.Parse(component.Args(map[string]string{"config": p.ConfigFile}, p.ExtraArgs)); err != nil {
+	if err := fs.Parse(component.CommandLine("kube-proxy", map[string]string{"config": configFile}, node.KubeProxyArgs)); err != nil {
 		return nil, fmt.Errorf("kube-proxy arguments: %w", err)
 	}
 	if err := opts.Complete(fs); err != nil {

@@ -4,8 +4,6 @@ package component
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 )
 
 // Component is a component running in a goroutine of this process.
@@ -67,27 +65,4 @@ func (c *Component) Stopped() error {
 		return c.err
 	}
 	return fmt.Errorf("%s stopped", c.Name)
-}
-
-// Args renders defaults plus user overrides ("flag=value", as --kubelet-arg and friends take
-// them) as command-line arguments; a user value replaces ketch's value for the same flag.
-func Args(defaults map[string]string, overrides []string) []string {
-	merged := make(map[string]string, len(defaults))
-	for k, v := range defaults {
-		merged[k] = v
-	}
-	for _, o := range overrides {
-		k, v, _ := strings.Cut(o, "=")
-		merged[k] = v
-	}
-	keys := make([]string, 0, len(merged))
-	for k := range merged {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, fmt.Sprintf("--%s=%s", k, merged[k]))
-	}
-	return out
 }

@@ -39,8 +39,20 @@ type NodeRaw struct {
 	Debug                                   bool
 }
 
-// AgentDir is the node's own state: certificates, containerd, kubelet.
-func (n *Node) AgentDir() string { return filepath.Join(n.DataDir, "agent") }
+// Paths are the node's files and directories.
+func (n *Node) Paths() Paths { return Paths{DataDir: n.DataDir, RunDir: n.RunDir} }
+
+// DebugVerbosity is klog's verbosity under --debug, for ketch and for every component: the
+// kubelet applies a logging configuration of its own, which must say the same.
+const DebugVerbosity = 2
+
+// Verbosity is the klog verbosity the node's logs are written at.
+func (n *Node) Verbosity() int {
+	if n.Debug {
+		return DebugVerbosity
+	}
+	return 0
+}
 
 func parseNode(raw NodeRaw, fail func(string, ...any)) Node {
 	n := Node{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,15 +34,30 @@ const (
 // FlannelBackends are the pod network choices: "none" leaves the pod network to the user's CNI.
 var FlannelBackends = []string{"vxlan", "host-gw", "none"}
 
+// Cluster is the settings every node of a cluster shares: servers are given them, agents get
+// them from their server when they join.
+type Cluster struct {
+	ClusterCIDR   *net.IPNet
+	ServiceCIDR   *net.IPNet
+	ClusterDNS    net.IP
+	ClusterDomain string
+	// FlannelBackend is vxlan, host-gw, or none (the user brings a CNI).
+	FlannelBackend string
+}
+
+// ServiceIP is the first address of the service range: the kubernetes Service's ClusterIP.
+func (c *Cluster) ServiceIP() net.IP {
+	ip := append(net.IP(nil), c.ServiceCIDR.IP.To16()...)
+	ip[len(ip)-1]++
+	return ip
+}
+
 // Server is everything `ketch server` is told.
 type Server struct {
 	Node
+	Cluster
 	BindAddress         net.IP
 	HTTPSPort           int
-	ClusterCIDR         *net.IPNet
-	ServiceCIDR         *net.IPNet
-	ClusterDNS          net.IP
-	ClusterDomain       string
 	TLSSANs             []string
 	WriteKubeconfig     string
 	WriteKubeconfigMode os.FileMode
@@ -52,16 +66,15 @@ type Server struct {
 	ControllerManagerArgs []string
 	SchedulerArgs         []string
 	// Token is the server token's secret part, if the user gave one (--token, --token-file).
-	Token          string
-	FlannelBackend string
+	Token string
 	// Disable names bundled addons (manifests.Addons) the server must not deploy, and removes
 	// if they were.
 	Disable []string
 }
 
-// Raw is the server's settings as given on the command line or in the config file, before
+// ServerRaw is the server's settings as given on the command line or in the config file, before
 // they are parsed and checked.
-type Raw struct {
+type ServerRaw struct {
 	NodeRaw
 	BindAddress                                         string
 	TLSSANs                                             []string
@@ -73,13 +86,13 @@ type Raw struct {
 	Disable                                             []string
 }
 
-// Parse turns raw settings into a Server, reporting every problem at once.
-func Parse(raw Raw) (*Server, error) {
+// ParseServer turns raw settings into a Server, reporting every problem at once.
+func ParseServer(raw ServerRaw) (*Server, error) {
 	s := &Server{
-		HTTPSPort: raw.HTTPSPort, ClusterDomain: raw.ClusterDomain,
-		TLSSANs: raw.TLSSANs, WriteKubeconfig: raw.WriteKubeconfig,
+		Cluster:   Cluster{ClusterDomain: raw.ClusterDomain, FlannelBackend: raw.FlannelBackend},
+		HTTPSPort: raw.HTTPSPort, TLSSANs: raw.TLSSANs, WriteKubeconfig: raw.WriteKubeconfig,
 		APIServerArgs: raw.APIServerArgs, ControllerManagerArgs: raw.ControllerManagerArgs,
-		SchedulerArgs: raw.SchedulerArgs, FlannelBackend: raw.FlannelBackend,
+		SchedulerArgs: raw.SchedulerArgs,
 	}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -166,21 +179,6 @@ func parseMode(s string) (os.FileMode, error) {
 	}
 	return os.FileMode(m), nil
 }
-
-// ServiceIP is the first address of the service range: the kubernetes Service's ClusterIP.
-func (s *Server) ServiceIP() net.IP {
-	ip := append(net.IP(nil), s.ServiceCIDR.IP.To16()...)
-	ip[len(ip)-1]++
-	return ip
-}
-
-// Paths under the data and run dirs.
-func (s *Server) ServerDir() string    { return filepath.Join(s.DataDir, "server") }
-func (s *Server) DatastoreDir() string { return filepath.Join(s.ServerDir(), "db") }
-func (s *Server) TokenFile() string    { return filepath.Join(s.ServerDir(), "token") }
-
-// DatastoreSocket is where kube-apiserver reaches the datastore: a unix socket, never a port.
-func (s *Server) DatastoreSocket() string { return filepath.Join(s.RunDir, "datastore.sock") }
 
 // APIServerURL is how components on this machine reach kube-apiserver.
 func (s *Server) APIServerURL() string {

@@ -10,8 +10,8 @@ import (
 
 // valid is the settings `ketch server` gets with its defaults, plus a node name and IP so that
 // the result does not depend on this host's name and routes.
-func valid() Raw {
-	return Raw{
+func valid() ServerRaw {
+	return ServerRaw{
 		NodeRaw:        NodeRaw{DataDir: DefaultDataDir, RunDir: DefaultRunDir, NodeName: "node-1", NodeIPs: []string{"192.0.2.10"}},
 		FlannelBackend: DefaultFlannelBackend, BindAddress: "0.0.0.0", HTTPSPort: DefaultHTTPSPort,
 		ClusterCIDR: DefaultClusterCIDR, ServiceCIDR: DefaultServiceCIDR, ClusterDNS: DefaultClusterDNS,
@@ -20,7 +20,7 @@ func valid() Raw {
 }
 
 func TestParseDefaults(t *testing.T) {
-	s, err := Parse(valid())
+	s, err := ParseServer(valid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestParseNormalizes(t *testing.T) {
 	r.DataDir, r.RunDir = "rel/data", "rel/run"
 	r.NodeIPs = []string{"192.0.2.10", "2001:db8::10"}
 	r.WriteKubeconfigMode = ""
-	s, err := Parse(r)
+	s, err := ParseServer(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,63 +58,65 @@ func TestParseNormalizes(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(*Raw)
+		change func(*ServerRaw)
 		want   string
 	}{
-		{"cluster CIDR prefix too long", func(r *Raw) { r.ClusterCIDR = "10.42.0.0/33" },
+		{"cluster CIDR prefix too long", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.0/33" },
 			`--cluster-cidr "10.42.0.0/33" is not a CIDR (like 10.42.0.0/16): invalid CIDR address: 10.42.0.0/33`},
-		{"cluster CIDR not a CIDR", func(r *Raw) { r.ClusterCIDR = "banana" },
+		{"cluster CIDR not a CIDR", func(r *ServerRaw) { r.ClusterCIDR = "banana" },
 			`--cluster-cidr "banana" is not a CIDR (like 10.42.0.0/16)`},
-		{"cluster CIDR host bits", func(r *Raw) { r.ClusterCIDR = "10.42.0.1/16" },
+		{"cluster CIDR host bits", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.1/16" },
 			`--cluster-cidr "10.42.0.1/16" has host bits set; did you mean 10.42.0.0/16?`},
-		{"cluster CIDR too small", func(r *Raw) { r.ClusterCIDR = "10.42.0.0/25" },
+		{"cluster CIDR too small", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.0/25" },
 			`--cluster-cidr 10.42.0.0/25 is too small: each node gets a /24 of it`},
-		{"service CIDR not a CIDR", func(r *Raw) { r.ServiceCIDR = "10.43.0.0" },
+		{"service CIDR not a CIDR", func(r *ServerRaw) { r.ServiceCIDR = "10.43.0.0" },
 			`--service-cidr "10.43.0.0" is not a CIDR`},
-		{"service CIDR host bits", func(r *Raw) { r.ServiceCIDR = "10.43.0.10/16" },
+		{"service CIDR host bits", func(r *ServerRaw) { r.ServiceCIDR = "10.43.0.10/16" },
 			`--service-cidr "10.43.0.10/16" has host bits set; did you mean 10.43.0.0/16?`},
-		{"overlap", func(r *Raw) { r.ClusterCIDR, r.ServiceCIDR, r.ClusterDNS = "10.0.0.0/8", "10.43.0.0/16", "10.43.0.10" },
+		{"overlap", func(r *ServerRaw) {
+			r.ClusterCIDR, r.ServiceCIDR, r.ClusterDNS = "10.0.0.0/8", "10.43.0.0/16", "10.43.0.10"
+		},
 			`--cluster-cidr 10.0.0.0/8 and --service-cidr 10.43.0.0/16 overlap: pods and services need separate ranges`},
-		{"overlap, service range larger", func(r *Raw) { r.ServiceCIDR, r.ClusterDNS = "10.0.0.0/8", "10.0.0.10" },
+		{"overlap, service range larger", func(r *ServerRaw) { r.ServiceCIDR, r.ClusterDNS = "10.0.0.0/8", "10.0.0.10" },
 			`--cluster-cidr 10.42.0.0/16 and --service-cidr 10.0.0.0/8 overlap`},
-		{"cluster DNS outside the service CIDR", func(r *Raw) { r.ClusterDNS = "10.42.0.10" },
+		{"cluster DNS outside the service CIDR", func(r *ServerRaw) { r.ClusterDNS = "10.42.0.10" },
 			`--cluster-dns 10.42.0.10 is outside --service-cidr 10.43.0.0/16`},
-		{"cluster DNS not an IP", func(r *Raw) { r.ClusterDNS = "dns" },
+		{"cluster DNS not an IP", func(r *ServerRaw) { r.ClusterDNS = "dns" },
 			`--cluster-dns "dns" is not an IP address`},
-		{"node IP", func(r *Raw) { r.NodeIPs = []string{"192.0.2.10", "300.1.1.1"} },
+		{"node IP", func(r *ServerRaw) { r.NodeIPs = []string{"192.0.2.10", "300.1.1.1"} },
 			`--node-ip "300.1.1.1" is not an IP address`},
-		{"node name", func(r *Raw) { r.NodeName = "my_node" },
+		{"node name", func(r *ServerRaw) { r.NodeName = "my_node" },
 			`--node-name "my_node" is not a valid Kubernetes node name: a lowercase RFC 1123 subdomain must consist of`},
-		{"bind address", func(r *Raw) { r.BindAddress = "localhost" },
+		{"bind address", func(r *ServerRaw) { r.BindAddress = "localhost" },
 			`--bind-address "localhost" is not an IP address`},
-		{"port zero", func(r *Raw) { r.HTTPSPort = 0 }, `--https-listen-port 0 is not a TCP port`},
-		{"port too high", func(r *Raw) { r.HTTPSPort = 65536 }, `--https-listen-port 65536 is not a TCP port`},
-		{"cluster domain", func(r *Raw) { r.ClusterDomain = "cluster_local" },
+		{"port zero", func(r *ServerRaw) { r.HTTPSPort = 0 }, `--https-listen-port 0 is not a TCP port`},
+		{"port too high", func(r *ServerRaw) { r.HTTPSPort = 65536 }, `--https-listen-port 65536 is not a TCP port`},
+		{"cluster domain", func(r *ServerRaw) { r.ClusterDomain = "cluster_local" },
 			`--cluster-domain "cluster_local" is not a DNS name`},
-		{"kubeconfig mode not octal", func(r *Raw) { r.WriteKubeconfigMode = "rw-r--r--" },
+		{"kubeconfig mode not octal", func(r *ServerRaw) { r.WriteKubeconfigMode = "rw-r--r--" },
 			`--write-kubeconfig-mode: "rw-r--r--" is not an octal file mode like 0600`},
-		{"kubeconfig mode too large", func(r *Raw) { r.WriteKubeconfigMode = "1777" },
+		{"kubeconfig mode too large", func(r *ServerRaw) { r.WriteKubeconfigMode = "1777" },
 			`--write-kubeconfig-mode: "1777" is not an octal file mode like 0600`},
-		{"kubelet arg with dashes", func(r *Raw) { r.KubeletArgs = []string{"--foo=bar"} },
+		{"kubelet arg with dashes", func(r *ServerRaw) { r.KubeletArgs = []string{"--foo=bar"} },
 			`--kubelet-arg "--foo=bar" must be flag=value, without leading dashes`},
-		{"apiserver arg without a flag", func(r *Raw) { r.APIServerArgs = []string{"=x"} },
+		{"apiserver arg without a flag", func(r *ServerRaw) { r.APIServerArgs = []string{"=x"} },
 			`--kube-apiserver-arg "=x" must be flag=value, without leading dashes`},
-		{"controller-manager arg", func(r *Raw) { r.ControllerManagerArgs = []string{"-v=2"} },
+		{"controller-manager arg", func(r *ServerRaw) { r.ControllerManagerArgs = []string{"-v=2"} },
 			`--kube-controller-manager-arg "-v=2" must be flag=value`},
-		{"scheduler arg", func(r *Raw) { r.SchedulerArgs = []string{"--v=2"} },
+		{"scheduler arg", func(r *ServerRaw) { r.SchedulerArgs = []string{"--v=2"} },
 			`--kube-scheduler-arg "--v=2" must be flag=value`},
-		{"kube-proxy arg", func(r *Raw) { r.KubeProxyArgs = []string{"--v"} },
+		{"kube-proxy arg", func(r *ServerRaw) { r.KubeProxyArgs = []string{"--v"} },
 			`--kube-proxy-arg "--v" must be flag=value`},
-		{"kubeconfig mode with non-octal digits", func(r *Raw) { r.WriteKubeconfigMode = "0999" },
+		{"kubeconfig mode with non-octal digits", func(r *ServerRaw) { r.WriteKubeconfigMode = "0999" },
 			`--write-kubeconfig-mode: "0999" is not an octal file mode like 0600`},
-		{"kubeconfig mode with trailing junk", func(r *Raw) { r.WriteKubeconfigMode = "644x" },
+		{"kubeconfig mode with trailing junk", func(r *ServerRaw) { r.WriteKubeconfigMode = "644x" },
 			`--write-kubeconfig-mode: "644x" is not an octal file mode like 0600`},
-		{"empty data dir", func(r *Raw) { r.DataDir = "" }, `--data-dir and --run-dir must not be empty`},
+		{"empty data dir", func(r *ServerRaw) { r.DataDir = "" }, `--data-dir and --run-dir must not be empty`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := valid()
 			tc.change(&r)
-			_, err := Parse(r)
+			_, err := ParseServer(r)
 			if err == nil {
 				t.Fatalf("no error, want %q", tc.want)
 			}
@@ -133,7 +135,7 @@ func TestParseArgsAccepted(t *testing.T) {
 	r := valid()
 	r.KubeletArgs = []string{"max-pods=200", "v=2"}
 	r.APIServerArgs = []string{"enable-admission-plugins=NodeRestriction", "profiling"}
-	if _, err := Parse(r); err != nil {
+	if _, err := ParseServer(r); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,7 +152,7 @@ func TestParseReportsEverything(t *testing.T) {
 	r.WriteKubeconfigMode = "abc"
 	r.KubeletArgs = []string{"--foo=bar"}
 	r.KubeProxyArgs = []string{"--bar=baz"}
-	_, err := Parse(r)
+	_, err := ParseServer(r)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -175,7 +177,7 @@ func TestParseReportsEverything(t *testing.T) {
 func TestParseDefaultNodeIP(t *testing.T) {
 	r := valid()
 	r.NodeIPs = nil
-	s, err := Parse(r)
+	s, err := ParseServer(r)
 	ip, routeErr := defaultRouteIP()
 	switch {
 	case routeErr != nil:
@@ -200,7 +202,7 @@ func TestParseDefaultNodeName(t *testing.T) {
 	}
 	r := valid()
 	r.NodeName = ""
-	s, err := Parse(r)
+	s, err := ParseServer(r)
 	if err != nil {
 		t.Skipf("this host's name is not a valid node name: %v", err)
 	}

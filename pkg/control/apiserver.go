@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/klog/v2"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -18,7 +20,7 @@ import (
 // upstream cobra command, which installs a process-wide signal handler that only one component
 // may install: the process shuts down through ctx instead.
 func StartAPIServer(ctx context.Context, c Config) (*component.Component, error) {
-	s, certs := c.Server, c.Certs
+	s, certs := c.Server, c.PKI
 	issuer := "https://kubernetes.default.svc." + s.ClusterDomain
 	defaults := map[string]string{
 		"advertise-address":                  s.NodeIPs[0].String(),
@@ -29,10 +31,10 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 		"bind-address":                       s.BindAddress.String(),
 		"client-ca-file":                     certs.ClientCA,
 		"enable-admission-plugins":           "NodeRestriction",
-		"etcd-servers":                       "unix://" + s.DatastoreSocket(),
+		"etcd-servers":                       "unix://" + s.Paths().DatastoreSocket(),
 		"kubelet-certificate-authority":      certs.ServerCA,
-		"kubelet-client-certificate":         certs.KubeletClientCert,
-		"kubelet-client-key":                 certs.KubeletClientKey,
+		"kubelet-client-certificate":         certs.APIServerKubeletClientCert,
+		"kubelet-client-key":                 certs.APIServerKubeletClientKey,
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
 		"profiling":                          "false",
 		"proxy-client-cert-file":             certs.FrontProxyClientCert,
@@ -56,7 +58,7 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 		"tls-private-key-file":                    certs.APIServerKey,
 	}
 	opts := apiserveroptions.NewServerRunOptions()
-	if err := parseFlags("kube-apiserver", opts.Flags(), component.Args(defaults, s.APIServerArgs)); err != nil {
+	if err := parseFlags("kube-apiserver", opts.Flags(), component.CommandLine("kube-apiserver", defaults, s.APIServerArgs)); err != nil {
 		return nil, err
 	}
 	if err := opts.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
@@ -69,7 +71,30 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 	if errs := completed.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
-	return component.Start("kube-apiserver", func() error { return run(ctx, completed, c.WrapHandler) }), nil
+	return component.Start("kube-apiserver", func() error {
+		return run(stopWhenStarted(ctx, c.PKI.AdminKubeconfig), completed, c.WrapHandler)
+	}), nil
+}
+
+// postStartTimeout bounds how long a stop waits for kube-apiserver's post-start hooks.
+const postStartTimeout = 15 * time.Second
+
+// stopWhenStarted is a context that ends once ctx has ended and kube-apiserver has finished
+// starting (its /readyz, which includes every post-start hook, answers ok), or postStartTimeout
+// after ctx ended. kube-apiserver exits the whole process (klog.Fatal) when one of its post-start
+// hooks fails, and a hook that is still running when the server is told to stop fails, so a stop
+// during start-up first lets the hooks finish.
+func stopWhenStarted(ctx context.Context, kubeconfig string) context.Context {
+	stop, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() {
+		defer cancel()
+		wait, done := context.WithTimeout(context.Background(), postStartTimeout)
+		defer done()
+		if err := WaitReady(wait, kubeconfig); err != nil {
+			klog.InfoS("Stopping kube-apiserver before it finished starting", "err", err)
+		}
+	})
+	return stop
 }
 
 // run is upstream's Run with one addition: wrap goes around the outermost handler chain, in

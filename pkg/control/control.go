@@ -8,40 +8,28 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
-	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
+	"github.com/ketch-k8s/ketch/pkg/kubeclient"
+	"github.com/ketch-k8s/ketch/pkg/pki"
 )
-
-// Certs are the files the control plane is configured with; package pki makes them.
-type Certs struct {
-	ClientCA, ClientCAKey                     string
-	ServerCA, ServerCAKey                     string
-	RequestHeaderCA                           string
-	ServiceAccountKey, ServiceAccountPub      string
-	APIServerCert, APIServerKey               string
-	KubeletClientCert, KubeletClientKey       string
-	FrontProxyClientCert, FrontProxyClientKey string
-	AdminKubeconfig                           string
-	ControllerKubeconfig, SchedulerKubeconfig string
-}
 
 // Config is what the control plane components are built from.
 type Config struct {
 	Server *config.Server
-	Certs  Certs
+	// PKI is the control plane's certificates and kubeconfigs.
+	PKI *pki.ControlPlane
 	// WrapHandler, if set, goes in front of kube-apiserver's handler chain (the supervisor).
 	WrapHandler func(http.Handler) http.Handler
 }
 
-// WaitReady polls kube-apiserver's /readyz until it answers ok, the component stops, or ctx
-// ends.
-func WaitReady(ctx context.Context, kubeconfig string, apiserver *component.Component) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+// WaitReady polls kube-apiserver's /readyz until it answers ok or ctx ends (with its cause:
+// the node frame ends it when kube-apiserver's component stops).
+func WaitReady(ctx context.Context, kubeconfig string) error {
+	cfg, err := kubeclient.Config(kubeconfig)
 	if err != nil {
-		return fmt.Errorf("loading %s: %w", kubeconfig, err)
+		return err
 	}
 	cfg.Timeout = 5 * time.Second
 	client, err := rest.HTTPClientFor(cfg)
@@ -65,10 +53,8 @@ func WaitReady(ctx context.Context, kubeconfig string, apiserver *component.Comp
 		}
 		last = err
 		select {
-		case <-apiserver.Done():
-			return apiserver.Stopped()
 		case <-ctx.Done():
-			return fmt.Errorf("kube-apiserver not ready (%v): %w", last, ctx.Err())
+			return fmt.Errorf("kube-apiserver not ready (%v): %w", last, context.Cause(ctx))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // StartControllerManager runs kube-controller-manager, allocating each node a /24 pod CIDR from
 // the cluster CIDR and signing CSRs with the cluster CAs.
 func StartControllerManager(ctx context.Context, c Config) (*component.Component, error) {
-	s, certs := c.Server, c.Certs
+	s, certs := c.Server, c.PKI
 	defaults := map[string]string{
 		"allocate-node-cidrs":       "true",
 		"authentication-kubeconfig": certs.ControllerKubeconfig,
@@ -47,7 +47,7 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 		return nil, fmt.Errorf("kube-controller-manager options: %w", err)
 	}
 	known, disabled, aliases := cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases()
-	if err := parseFlags("kube-controller-manager", opts.Flags(known, disabled, aliases), component.Args(defaults, s.ControllerManagerArgs)); err != nil {
+	if err := parseFlags("kube-controller-manager", opts.Flags(known, disabled, aliases), component.CommandLine("kube-controller-manager", defaults, s.ControllerManagerArgs)); err != nil {
 		return nil, err
 	}
 	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
@@ -62,7 +62,7 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 
 // StartScheduler runs kube-scheduler.
 func StartScheduler(ctx context.Context, c Config) (*component.Component, error) {
-	s, certs := c.Server, c.Certs
+	s, certs := c.Server, c.PKI
 	defaults := map[string]string{
 		"authentication-kubeconfig": certs.SchedulerKubeconfig,
 		"authorization-kubeconfig":  certs.SchedulerKubeconfig,
@@ -72,7 +72,7 @@ func StartScheduler(ctx context.Context, c Config) (*component.Component, error)
 		"profiling":                 "false",
 	}
 	opts := schedoptions.NewOptions()
-	if err := parseFlags("kube-scheduler", *opts.Flags, component.Args(defaults, s.SchedulerArgs)); err != nil {
+	if err := parseFlags("kube-scheduler", *opts.Flags, component.CommandLine("kube-scheduler", defaults, s.SchedulerArgs)); err != nil {
 		return nil, err
 	}
 	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {

@@ -1,6 +1,7 @@
 // Package hostcheck detects what the host offers a node (cgroup layout, capabilities, kernel
-// networking features, tools) and adapts what it safely can (sysctls), so that the agent can
-// configure containerd and the kubelet to match instead of failing later with an obscure error.
+// networking features, tools) and adapts what it safely can (sysctls), so that the node can
+// configure containerd and the kubelet to match instead of failing later with an obscure error,
+// and checks before anything starts that the ports a node's components need are free.
 //
 // Detection reads /proc and /sys through a root path so that tests can point it at fake files.
 package hostcheck
@@ -26,7 +27,7 @@ const (
 // capSysResource is CAP_SYS_RESOURCE's bit number (linux/capability.h).
 const capSysResource = 24
 
-// Host is what Detect found (and changed) on this host.
+// Host is what Check found (and changed) on this host.
 type Host struct {
 	// CgroupVersion is 2 when /sys/fs/cgroup is a cgroup2 mount (unified), else 1.
 	CgroupVersion int
@@ -47,10 +48,10 @@ type Host struct {
 	CapSysResource bool
 	// RestrictOOMScoreAdj is the containerd CRI option to use: true when CAP_SYS_RESOURCE is missing.
 	RestrictOOMScoreAdj bool
-	// IPForward is net.ipv4.ip_forward after Detect (which turns it on when it can).
+	// IPForward is net.ipv4.ip_forward after Check (which turns it on when it can).
 	IPForward bool
 	// BrNetfilter is true when bridged traffic can be seen by iptables
-	// (/proc/sys/net/bridge/bridge-nf-call-iptables exists); Detect sets it to 1.
+	// (/proc/sys/net/bridge/bridge-nf-call-iptables exists); Check sets it to 1.
 	BrNetfilter bool
 	// Modprobe is the path of modprobe, or "" when the host has none (kernel features must
 	// then be built in; that is not an error by itself).
@@ -61,17 +62,11 @@ type Host struct {
 }
 
 // Check verifies a node's hard requirements (root, the overlay filesystem, bridge support, an
-// iptables binary), then detects the host and adapts it (Detect). When anything is missing it
-// returns one error listing all of it.
+// iptables binary), then detects the host and adapts it (IP forwarding,
+// bridge-nf-call-iptables). When anything is missing it returns one error listing all of it.
 func Check() (*Host, error) {
 	p := &prober{root: "/", lookPath: exec.LookPath, run: runCommand, euid: os.Geteuid()}
 	return p.checkAndDetect()
-}
-
-// Detect probes the host and enables net.ipv4.ip_forward and bridge-nf-call-iptables where
-// possible, without checking the hard requirements. It fails only when it cannot read the host.
-func Detect() (*Host, error) {
-	return (&prober{root: "/", lookPath: exec.LookPath, run: runCommand}).detect()
 }
 
 // prober holds the seams tests replace: the root of /proc and /sys, PATH lookup, command

@@ -79,8 +79,9 @@ func addonsImageName(programSum string) (string, error) {
 // EnsureAddonsImage imports the addon image into containerd unless it is already there, pinned
 // so that the kubelet's image garbage collection never removes it, and returns its name. Only a
 // node that lacks the image unpacks the program (under dataDir/data) and builds the image, a
-// second or two; the unpacked copy is removed once the image holds it.
-func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir string) (string, error) {
+// second or two, in bundleDir (the node's config.Paths.BundleDir); the unpacked copy is removed
+// once the image holds it.
+func EnsureAddonsImage(ctx context.Context, client *containerd.Client, bundleDir string) (string, error) {
 	b, sum, err := addonsBundle()
 	if err != nil {
 		return "", err
@@ -91,7 +92,7 @@ func EnsureAddonsImage(ctx context.Context, client *containerd.Client, dataDir s
 	}
 	var binDir string
 	open := func() (io.ReadCloser, error) {
-		dir, err := b.Unpack(filepath.Join(dataDir, "data"))
+		dir, err := b.Unpack(bundleDir)
 		if err != nil {
 			return nil, fmt.Errorf("addon program: %w", err)
 		}

@@ -43,14 +43,8 @@ const (
 type ImportOption func(*importOptions)
 
 type importOptions struct {
-	snapshotter string
-	pinned      bool
-	stateFile   string // ImportDir's; empty: StateFileName in the directory
-}
-
-// WithSnapshotter unpacks for another snapshotter than DefaultSnapshotter.
-func WithSnapshotter(name string) ImportOption {
-	return func(o *importOptions) { o.snapshotter = name }
+	pinned    bool
+	stateFile string // ImportDir's; empty: StateFileName in the directory
 }
 
 // WithPinned pins the imported images, so that the kubelet's image garbage collection never
@@ -60,7 +54,7 @@ func WithPinned() ImportOption {
 }
 
 func newImportOptions(opts []ImportOption) importOptions {
-	o := importOptions{snapshotter: DefaultSnapshotter}
+	o := importOptions{}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -121,8 +115,8 @@ func importImages(ctx context.Context, client *containerd.Client, r io.Reader, o
 			continue
 		}
 		// The client's platform is the one client.Import kept content for.
-		if err := containerd.NewImage(client, img).Unpack(ctx, o.snapshotter); err != nil {
-			return imgs, fmt.Errorf("unpack %s for %s: %w", img.Name, o.snapshotter, err)
+		if err := containerd.NewImage(client, img).Unpack(ctx, DefaultSnapshotter); err != nil {
+			return imgs, fmt.Errorf("unpack %s for %s: %w", img.Name, DefaultSnapshotter, err)
 		}
 		unpacked[img.Target.Digest] = true
 	}
@@ -169,7 +163,7 @@ func EnsureFunc(ctx context.Context, client *containerd.Client, name string, ope
 	switch {
 	case err == nil:
 		pinnedOK := !o.pinned || img.Labels[criPinnedLabel] == criPinnedValue
-		ok, err := containerd.NewImage(client, img).IsUnpacked(ctx, o.snapshotter)
+		ok, err := containerd.NewImage(client, img).IsUnpacked(ctx, DefaultSnapshotter)
 		if err == nil && ok && pinnedOK {
 			return false, nil
 		}

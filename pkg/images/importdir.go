@@ -138,7 +138,7 @@ func importFile(ctx context.Context, client *containerd.Client, path string, pre
 			}
 			same = d == prev.Digest
 		}
-		if same && stillImported(ctx, client, prev.Images, o.snapshotter) {
+		if same && stillImported(ctx, client, prev.Images) {
 			rec.Digest, rec.Images = prev.Digest, prev.Images
 			res.Skipped = true
 			for _, img := range prev.Images {
@@ -174,7 +174,7 @@ func importFile(ctx context.Context, client *containerd.Client, path string, pre
 
 // stillImported reports whether every recorded image is still in containerd with the same
 // target and unpacked: containerd's state may have been reset, or an image removed, since.
-func stillImported(ctx context.Context, client *containerd.Client, imgs []imageState, snapshotter string) bool {
+func stillImported(ctx context.Context, client *containerd.Client, imgs []imageState) bool {
 	if len(imgs) == 0 {
 		return false
 	}
@@ -184,7 +184,7 @@ func stillImported(ctx context.Context, client *containerd.Client, imgs []imageS
 		if err != nil || img.Target.Digest != rec.Target {
 			return false
 		}
-		if ok, err := containerd.NewImage(client, img).IsUnpacked(ctx, snapshotter); err != nil || !ok {
+		if ok, err := containerd.NewImage(client, img).IsUnpacked(ctx, DefaultSnapshotter); err != nil || !ok {
 			return false
 		}
 	}

@@ -1,22 +1,23 @@
 package server
 
 import (
+	"net"
 	"slices"
 	"testing"
 
 	"github.com/ketch-k8s/ketch/pkg/config"
-	"github.com/ketch-k8s/ketch/pkg/daemon"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 )
 
 func TestServerPorts(t *testing.T) {
-	addrs := func(ports []daemon.Port) []string {
+	addrs := func(ports []hostcheck.Port) []string {
 		var out []string
 		for _, p := range ports {
 			out = append(out, p.Addr+" "+p.Component)
 		}
 		return out
 	}
-	got := addrs(serverPorts(&config.Server{}, "0.0.0.0:6443"))
+	got := addrs(ports(&config.Server{BindAddress: net.IPv4zero, HTTPSPort: 6443}))
 	want := []string{
 		"0.0.0.0:6443 kube-apiserver",
 		"127.0.0.1:10257 kube-controller-manager",
@@ -31,14 +32,15 @@ func TestServerPorts(t *testing.T) {
 	}
 
 	// The user's --*-arg values move or turn off a component's server; the last one wins.
-	got = addrs(serverPorts(&config.Server{
+	got = addrs(ports(&config.Server{
+		BindAddress: net.ParseIP("127.0.0.1"), HTTPSPort: 7443,
 		ControllerManagerArgs: []string{"secure-port=0"},
 		SchedulerArgs:         []string{"bind-address=::1", "secure_port=20259"},
 		Node: config.Node{
 			KubeletArgs:   []string{"port=1", "port=20250", "address=127.0.0.1", "healthz-port=0", "read-only-port=10255"},
 			KubeProxyArgs: []string{"metrics-bind-address=0.0.0.0:20249", "healthz-bind-address="},
 		},
-	}, "127.0.0.1:7443"))
+	}))
 	want = []string{
 		"127.0.0.1:7443 kube-apiserver",
 		"[::1]:20259 kube-scheduler",

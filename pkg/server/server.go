@@ -1,5 +1,6 @@
-// Package server brings up `ketch server`: the datastore, the control plane and the embedded
-// agent, in dependency order, each gated on the previous one being ready.
+// Package server is what `ketch server` adds to a node: the datastore, the control plane, the
+// supervisor that agents join through (served on kube-apiserver's port), the addon deployer, and
+// the server's own node. The node frame (pkg/lifecycle) runs it; Role says what differs.
 package server
 
 import (
@@ -7,75 +8,62 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/ketch-k8s/ketch/pkg/agent"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/control"
-	"github.com/ketch-k8s/ketch/pkg/daemon"
 	"github.com/ketch-k8s/ketch/pkg/datastore"
-	"github.com/ketch-k8s/ketch/pkg/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/supervisor"
 	"github.com/ketch-k8s/ketch/pkg/token"
 )
 
-// shutdownTimeout bounds how long components get to stop after SIGTERM.
-const shutdownTimeout = 20 * time.Second
+// Role is `ketch server`.
+func Role(cfg *config.Server) lifecycle.Role {
+	return lifecycle.Role{
+		Name:  "server",
+		Ports: ports(cfg),
+		Start: func(ctx context.Context, n *lifecycle.Node) error { return start(ctx, n, cfg) },
+	}
+}
 
-// Run runs the server until ctx ends or a component fails.
-func Run(ctx context.Context, cfg *config.Server) (err error) {
-	start := time.Now()
-
-	// Everything that can be checked is checked before anything starts.
-	lock, err := daemon.LockDataDir(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
-	host, err := hostcheck.Check()
-	if err != nil {
-		return err
-	}
-	if err := daemon.CheckPortsFree(serverPorts(cfg, net.JoinHostPort(cfg.BindAddress.String(), strconv.Itoa(cfg.HTTPSPort)))...); err != nil {
-		return err
-	}
-	p, err := daemon.OpenConsole(cfg.DataDir, cfg.Debug, start, host.Messages)
-	if err != nil {
-		return err
-	}
-	// From here on stderr is the log file: a failure goes there and to the user's terminal.
-	defer p.Report("Server failed", &err)
-	out := p.Out()
-
+// start brings the server up in dependency order, each part gated on the previous one being
+// ready: the datastore, kube-apiserver, the controllers and addons, then the node.
+func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
+	paths := cfg.Paths()
+	n.Waiting("the datastore")
 	ds, err := datastore.Start(datastore.Config{
-		DataDir:          cfg.DatastoreDir(),
-		ListenClientURLs: []string{"unix://" + cfg.DatastoreSocket()},
+		DataDir:          paths.DatastoreDir(),
+		ListenClientURLs: []string{"unix://" + paths.DatastoreSocket()},
 		Name:             cfg.NodeName,
 		HistoryRevisions: datastore.DefaultHistoryRevisions,
 	})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if stopErr := ds.Stop(); stopErr != nil && err == nil {
-			err = fmt.Errorf("stopping the datastore: %w", stopErr)
+	n.Go(n.Stage("datastore"), "the datastore", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return ds.Stop()
+		case err := <-ds.Err():
+			ds.Stop()
+			return fmt.Errorf("serving: %w", err)
 		}
-	}()
-	p.Phase("datastore ready")
+	})
+	n.Phase("datastore ready")
 
+	n.Waiting("the cluster's certificates")
 	certs, err := pki.EnsureControlPlane(pki.ControlPlaneOptions{
-		Dir: filepath.Join(cfg.ServerDir(), "tls"), CredDir: filepath.Join(cfg.ServerDir(), "cred"),
+		Dir: paths.ServerTLSDir(), CredDir: paths.ServerCredDir(),
 		APIServerURL: cfg.APIServerURL(), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs,
 		ServiceIP: cfg.ServiceIP(), ClusterDomain: cfg.ClusterDomain, TLSSANs: cfg.TLSSANs,
 	})
@@ -83,7 +71,7 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	// The client only connects once kube-apiserver serves; the supervisor uses it per request.
-	client, err := adminClient(certs.AdminKubeconfig)
+	client, err := kubeclient.New(certs.AdminKubeconfig)
 	if err != nil {
 		return err
 	}
@@ -92,112 +80,54 @@ func Run(ctx context.Context, cfg *config.Server) (err error) {
 		return err
 	}
 	nodeCerts, err := certs.EnsureNode(pki.NodeOptions{
-		Dir: filepath.Join(cfg.AgentDir(), "tls"), CredDir: cfg.AgentDir(), APIServerURL: cfg.APIServerURL(),
+		Dir: paths.AgentTLSDir(), CredDir: paths.AgentDir(), APIServerURL: cfg.APIServerURL(),
 		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs,
 	})
 	if err != nil {
 		return fmt.Errorf("node certificates: %w", err)
 	}
 
-	// Components stop in the reverse order of their start, each stage once the later ones are
-	// down (the node, then the controllers, then kube-apiserver), so that none spends its
-	// shutdown retrying calls to a kube-apiserver that is already gone; containerd goes last.
-	// Their contexts therefore do not derive their cancellation from ctx.
-	var stages []*stage
-	newStage := func() (context.Context, *stage) {
-		stageCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		st := &stage{cancel: cancel}
-		stages = append(stages, st)
-		return stageCtx, st
-	}
-	var components []*component.Component
-	var node *agent.Agent
-	defer func() {
-		deadline := time.Now().Add(shutdownTimeout)
-		for i := len(stages) - 1; i >= 0; i-- {
-			stages[i].cancel()
-			lifecycle.WaitStopped(stages[i].components, deadline, shutdownTimeout)
-		}
-		if node != nil {
-			node.Stop()
-		}
-	}()
-
-	cp := control.Config{Server: cfg, Certs: control.Certs{
-		ClientCA: certs.ClientCA, ClientCAKey: certs.ClientCAKey, ServerCA: certs.ServerCA, ServerCAKey: certs.ServerCAKey,
-		RequestHeaderCA: certs.RequestHeaderCA, ServiceAccountKey: certs.ServiceAccountKey, ServiceAccountPub: certs.ServiceAccountPub,
-		APIServerCert: certs.APIServerCert, APIServerKey: certs.APIServerKey,
-		KubeletClientCert: certs.APIServerKubeletClientCert, KubeletClientKey: certs.APIServerKubeletClientKey,
-		FrontProxyClientCert: certs.FrontProxyClientCert, FrontProxyClientKey: certs.FrontProxyClientKey,
-		AdminKubeconfig: certs.AdminKubeconfig, ControllerKubeconfig: certs.ControllerKubeconfig, SchedulerKubeconfig: certs.SchedulerKubeconfig,
-	}, WrapHandler: sup.Wrap}
-	apiCtx, apiStage := newStage()
-	api, err := control.StartAPIServer(apiCtx, cp)
+	cp := control.Config{Server: cfg, PKI: certs, WrapHandler: sup.Wrap}
+	apiStage := n.Stage("kube-apiserver")
+	n.Waiting("kube-apiserver to start")
+	api, err := control.StartAPIServer(apiStage.Context(), cp)
 	if err != nil {
 		return err
 	}
-	apiStage.components = append(apiStage.components, api)
-	components = append(components, api)
-	if err := control.WaitReady(ctx, certs.AdminKubeconfig, api); err != nil {
+	n.Watch(apiStage, api)
+	n.Waiting("kube-apiserver to be ready")
+	if err := control.WaitReady(ctx, certs.AdminKubeconfig); err != nil {
 		return err
 	}
-	p.Phase("apiserver ready")
+	n.Phase("apiserver ready")
+	n.Waiting("the cluster's RBAC roles")
 	if err := certs.WriteAdminKubeconfig(cfg.WriteKubeconfig, cfg.WriteKubeconfigMode, ""); err != nil {
 		return fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
 	if err := ensureRBAC(ctx, client); err != nil {
 		return err
 	}
-	controllersCtx, controllersStage := newStage()
+
+	controllers := n.Stage("controllers")
+	n.Waiting("kube-controller-manager and kube-scheduler to start")
 	for _, startFn := range []func(context.Context, control.Config) (*component.Component, error){control.StartControllerManager, control.StartScheduler} {
-		c, err := startFn(controllersCtx, cp)
+		c, err := startFn(controllers.Context(), cp)
 		if err != nil {
 			return err
 		}
-		controllersStage.components = append(controllersStage.components, c)
-		components = append(components, c)
+		n.Watch(controllers, c)
 	}
-	addons, err := startAddons(controllersCtx, cfg, certs.AdminKubeconfig, client)
-	if err != nil {
+	n.Waiting("the addon manifests")
+	if err := startAddons(n, controllers, cfg, certs.AdminKubeconfig, client); err != nil {
 		return err
 	}
-	controllersStage.components = append(controllersStage.components, addons...)
-	components = append(components, addons...)
 
-	previousHeartbeat := lifecycle.LastHeartbeat(ctx, client, cfg.NodeName)
-	nodeCtx, nodeStage := newStage()
-	node, err = agent.Start(nodeCtx, agent.Config{
-		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, DataDir: cfg.DataDir, RunDir: cfg.RunDir,
-		ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		Certs: nodeCerts, Host: host, KubeletArgs: cfg.KubeletArgs, KubeProxyArgs: cfg.KubeProxyArgs,
-		Labels: cfg.Labels, Taints: cfg.Taints, FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface,
-		Log: os.Stderr,
+	n.OnRegistered(func(ctx context.Context) error { return labelControlPlane(ctx, client, cfg.NodeName) })
+	n.OnReady(func() {
+		n.Printf("agents join with: ketch agent --server https://%s --token-file %s",
+			net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), paths.TokenFile())
 	})
-	if err != nil {
-		return err
-	}
-	nodeStage.components = node.Components
-	components = append(components, node.Components...)
-
-	if err := lifecycle.WaitNode(ctx, client, cfg.NodeName, components, lifecycle.Registered); err != nil {
-		return err
-	}
-	p.Phase("node registered")
-	if err := labelControlPlane(ctx, client, cfg.NodeName); err != nil {
-		return err
-	}
-	if err := lifecycle.WaitNode(ctx, client, cfg.NodeName, components, lifecycle.ReadySince(start, previousHeartbeat)); err != nil {
-		return err
-	}
-	p.Phase("node Ready")
-	fmt.Fprintf(out, "ketch: agents join with: ketch agent --server https://%s --token-file %s\n",
-		net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), cfg.TokenFile())
-
-	if err := lifecycle.WaitAny(ctx, components); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "ketch: stopping")
-	return nil
+	return agent.Start(ctx, n, agent.Node{Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts})
 }
 
 // newSupervisor makes the join API and the server token it checks.
@@ -206,7 +136,7 @@ func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernete
 	if err != nil {
 		return nil, fmt.Errorf("reading the server CA: %w", err)
 	}
-	tok, err := token.EnsureServerToken(cfg.TokenFile(), caBundle, cfg.Token)
+	tok, err := token.EnsureServerToken(cfg.Paths().TokenFile(), caBundle, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -216,19 +146,8 @@ func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernete
 	}
 	return supervisor.New(supervisor.Options{
 		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,
-		Agent: supervisor.AgentConfig{
-			ClusterCIDR: cfg.ClusterCIDR.String(), ServiceCIDR: cfg.ServiceCIDR.String(), ClusterDNS: cfg.ClusterDNS.String(),
-			ClusterDomain: cfg.ClusterDomain, FlannelBackend: cfg.FlannelBackend,
-		},
+		Agent: supervisor.NewAgentConfig(&cfg.Cluster),
 	}), nil
-}
-
-func adminClient(kubeconfig string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
-	}
-	return kubernetes.NewForConfig(rc)
 }
 
 // labelControlPlane marks the server's node as kubeadm and k3s do; the kubelet may not set
@@ -239,10 +158,4 @@ func labelControlPlane(ctx context.Context, client kubernetes.Interface, name st
 		return fmt.Errorf("labelling node %s as control plane: %w", name, err)
 	}
 	return nil
-}
-
-// stage is components that stop together.
-type stage struct {
-	cancel     context.CancelFunc
-	components []*component.Component
 }

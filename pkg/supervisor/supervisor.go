@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/token"
 )
@@ -38,13 +41,42 @@ const (
 	minPasswordLength  = 16
 )
 
-// AgentConfig is the cluster-wide settings a joining agent takes from its server.
+// AgentConfig is the cluster-wide settings a joining agent takes from its server: config.Cluster
+// on the wire.
 type AgentConfig struct {
 	ClusterCIDR    string `json:"clusterCIDR"`
 	ServiceCIDR    string `json:"serviceCIDR"`
 	ClusterDNS     string `json:"clusterDNS"`
 	ClusterDomain  string `json:"clusterDomain"`
 	FlannelBackend string `json:"flannelBackend"`
+}
+
+// NewAgentConfig is what a server with the cluster settings c tells its agents.
+func NewAgentConfig(c *config.Cluster) AgentConfig {
+	return AgentConfig{
+		ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
+		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
+	}
+}
+
+// Cluster parses the settings a server sent.
+func (a *AgentConfig) Cluster() (*config.Cluster, error) {
+	c := &config.Cluster{ClusterDNS: net.ParseIP(a.ClusterDNS), ClusterDomain: a.ClusterDomain, FlannelBackend: a.FlannelBackend}
+	var errs []error
+	var err error
+	if _, c.ClusterCIDR, err = net.ParseCIDR(a.ClusterCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("cluster CIDR: %w", err))
+	}
+	if _, c.ServiceCIDR, err = net.ParseCIDR(a.ServiceCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("service CIDR: %w", err))
+	}
+	if c.ClusterDNS == nil {
+		errs = append(errs, fmt.Errorf("cluster DNS %q is not an IP address", a.ClusterDNS))
+	}
+	if !slices.Contains(config.FlannelBackends, c.FlannelBackend) {
+		errs = append(errs, fmt.Errorf("flannel backend %q is not one of %s", c.FlannelBackend, strings.Join(config.FlannelBackends, ", ")))
+	}
+	return c, errors.Join(errs...)
 }
 
 // NodeCertsRequest asks for a node's certificates.

@@ -13,8 +13,9 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 )
 
 // RESTConfig is the API client configuration from the kubeconfig file, or from the pod's
@@ -23,7 +24,7 @@ func RESTConfig(kubeconfig, userAgent string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
-		if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+		if cfg, err = kubeclient.Config(kubeconfig); err != nil {
 			return nil, fmt.Errorf("reading --kubeconfig: %w", err)
 		}
 	} else if cfg, err = rest.InClusterConfig(); err != nil {

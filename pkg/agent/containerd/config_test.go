@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/plugin/registry"
 	"github.com/sirupsen/logrus"
 	"k8s.io/klog/v2"
+
+	"github.com/ketch-k8s/ketch/pkg/config"
 )
 
 // TestConfig writes the config file, loads it as containerd does and decodes every plugin's
@@ -22,7 +24,7 @@ import (
 // ignored by containerd with a warning, and fails here.
 func TestConfig(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, RunDir: "/run/ketch", BinDir: filepath.Join(dir, "bin"), SandboxImage: "localhost/ketch/pause:x", RestrictOOMScoreAdj: true, SystemdCgroup: true}
+	cfg := Config{Paths: config.Paths{DataDir: dir, RunDir: "/run/ketch"}, BinDir: filepath.Join(dir, "bin"), SandboxImage: "localhost/ketch/pause:x", RestrictOOMScoreAdj: true, SystemdCgroup: true}
 	p := PathsFor(cfg)
 	if err := writeConfig(p.ConfigFile, configTOML(cfg, p)); err != nil {
 		t.Fatal(err)
@@ -94,6 +96,7 @@ func TestConfig(t *testing.T) {
 		"cni.confDir":                                    p.CNIConfDir,
 		"containerd.defaultRuntimeName":                  "runc",
 		"containerd.runtimes.runc.runtimeType":           "io.containerd.runc.v2",
+		"containerd.runtimes.runc.runtimePath":           filepath.Join(cfg.BinDir, ShimName),
 		"containerd.runtimes.runc.options.BinaryName":    filepath.Join(cfg.BinDir, "runc"),
 		"containerd.runtimes.runc.options.SystemdCgroup": true,
 		"containerd.runtimes.runc.options.Root":          p.RuncRoot,
@@ -123,11 +126,12 @@ func TestStartRejects(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	for name, cfg := range map[string]Config{
-		"no data dir":    {BinDir: bin, SandboxImage: "x"},
-		"no bin dir":     {DataDir: dir, SandboxImage: "x"},
-		"no pause image": {DataDir: dir, BinDir: bin},
-		"long run dir":   {DataDir: dir, BinDir: bin, SandboxImage: "x", RunDir: "/run/" + strings.Repeat("x", 40)},
-		"no runc in bin": {DataDir: dir, BinDir: bin, SandboxImage: "x", RunDir: "/run/k"},
+		"no data dir":    {Paths: config.Paths{RunDir: "/run/k"}, BinDir: bin, SandboxImage: "x"},
+		"no run dir":     {Paths: config.Paths{DataDir: dir}, BinDir: bin, SandboxImage: "x"},
+		"no bin dir":     {Paths: config.Paths{DataDir: dir, RunDir: "/run/k"}, SandboxImage: "x"},
+		"no pause image": {Paths: config.Paths{DataDir: dir, RunDir: "/run/k"}, BinDir: bin},
+		"long run dir":   {Paths: config.Paths{DataDir: dir, RunDir: "/run/" + strings.Repeat("x", 40)}, BinDir: bin, SandboxImage: "x"},
+		"no runc in bin": {Paths: config.Paths{DataDir: dir, RunDir: "/run/k"}, BinDir: bin, SandboxImage: "x"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if c, err := Start(context.Background(), cfg); err == nil {
@@ -137,24 +141,6 @@ func TestStartRejects(t *testing.T) {
 				t.Log(err)
 			}
 		})
-	}
-}
-
-func TestPrependPath(t *testing.T) {
-	dir := t.TempDir()
-	path := os.Getenv("PATH")
-	defer os.Setenv("PATH", path)
-	os.Setenv("PATH", "/usr/bin:"+dir+":/bin")
-	if err := prependPath(dir); err != nil {
-		t.Fatal(err)
-	}
-	if got := os.Getenv("PATH"); got != dir+":/usr/bin:/bin" {
-		t.Errorf("PATH %q", got)
-	}
-	os.Setenv("PATH", "")
-	prependPath(dir)
-	if got := os.Getenv("PATH"); !strings.HasPrefix(got, dir+":") || !strings.Contains(got, "/usr/sbin") {
-		t.Errorf("PATH from empty %q", got)
 	}
 }
 

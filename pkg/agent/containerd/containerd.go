@@ -1,9 +1,10 @@
 // Package containerd runs containerd v2 inside the ketch process, with the CRI plugin for the
 // kubelet, overlayfs, runc from the runtime bundle and the CNI plugins from the same bundle.
 //
-// The runc shim (containerd-shim-runc-v2) comes from the runtime bundle, whose bin dir Start
-// puts first on PATH, where containerd looks for it. Shims are separate processes, so containers keep running when containerd stops, and
-// a containerd started again on the same directories reconnects to them.
+// The runc shim (containerd-shim-runc-v2) also comes from the runtime bundle: the CRI runtime's
+// runtime_path names it, so containerd never looks it up on PATH. Shims are separate processes,
+// so containers keep running when containerd stops, and a containerd started again on the same
+// directories reconnects to them (each container's bundle records its shim's path).
 //
 // containerd's plugin registry, log output, temp-mount location and timeouts are process-wide:
 // one embedded containerd runs per process at a time (Start again after Stop is fine).
@@ -26,17 +27,16 @@ import (
 	srvconfig "github.com/containerd/containerd/v2/cmd/containerd/server/config"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/log"
+
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
-
-// DefaultRunDir is where ketch keeps runtime state (sockets, containerd's state) by default.
-const DefaultRunDir = "/run/ketch"
 
 // Namespace is the containerd namespace of the CRI plugin, where the kubelet's images and
 // containers live.
@@ -48,15 +48,11 @@ const maxSocketDirLen = 42
 
 // Config is how the embedded containerd is set up.
 type Config struct {
-	// DataDir is ketch's data dir (/var/lib/ketch). containerd's root is
-	// <DataDir>/agent/containerd, its config file <DataDir>/agent/etc/containerd/config.toml,
-	// the CNI conf dir <DataDir>/agent/etc/cni/net.d.
-	DataDir string
-	// RunDir is ketch's run dir (DefaultRunDir when empty). containerd's state is
-	// <RunDir>/containerd and its socket <RunDir>/containerd/containerd.sock.
-	RunDir string
-	// BinDir is the unpacked runtime bundle (bundle.Unpack): runc and the CNI plugins. Start
-	// adds the shim symlink to it and puts it first on PATH.
+	// Paths are the node's: containerd's root is Paths.ContainerdRoot(), its state
+	// Paths.ContainerdState() with the socket Paths.ContainerdSocket(), its config file
+	// Paths.ContainerdConfigFile(), the CNI conf dir Paths.CNIConfDir().
+	Paths config.Paths
+	// BinDir is the unpacked runtime bundle (bundle.Unpack): runc, the shim and the CNI plugins.
 	BinDir string
 	// SandboxImage is the pause image of every pod (images.PauseImage); it must be imported
 	// into containerd's k8s.io namespace (images.Ensure, pinned) right after Start, before
@@ -75,7 +71,7 @@ type Config struct {
 	LogLevel string
 }
 
-// Paths are the files and directories derived from a Config.
+// Paths are the files and directories containerd uses.
 type Paths struct {
 	Root       string // containerd's persistent root
 	State      string // containerd's state (tmpfs)
@@ -83,29 +79,26 @@ type Paths struct {
 	ConfigFile string // the config.toml written for transparency and loaded from
 	CNIConfDir string // where the CNI network config goes
 	CNIBinDir  string // the CNI plugins (the bundle)
+	Shim       string // the runc shim (the bundle)
 	RuncRoot   string // runc's state
 	ShimSocket string // the shims' socket dir
 	CertsDir   string // registry host configuration (hosts.toml per registry), optional
 }
 
-// PathsFor returns the paths a Config implies.
+// PathsFor returns the paths a Config implies: the node's, plus containerd's own below its state.
 func PathsFor(cfg Config) Paths {
-	runDir := cfg.RunDir
-	if runDir == "" {
-		runDir = DefaultRunDir
-	}
-	state := filepath.Join(runDir, "containerd")
-	etc := filepath.Join(cfg.DataDir, "agent", "etc")
+	p := cfg.Paths
 	return Paths{
-		Root:       filepath.Join(cfg.DataDir, "agent", "containerd"),
-		State:      state,
-		Socket:     filepath.Join(state, "containerd.sock"),
-		ConfigFile: filepath.Join(etc, "containerd", "config.toml"),
-		CNIConfDir: filepath.Join(etc, "cni", "net.d"),
+		Root:       p.ContainerdRoot(),
+		State:      p.ContainerdState(),
+		Socket:     p.ContainerdSocket(),
+		ConfigFile: p.ContainerdConfigFile(),
+		CNIConfDir: p.CNIConfDir(),
 		CNIBinDir:  cfg.BinDir,
-		RuncRoot:   filepath.Join(state, "runc"),
-		ShimSocket: filepath.Join(state, "s"),
-		CertsDir:   filepath.Join(etc, "containerd", "certs.d"),
+		Shim:       filepath.Join(cfg.BinDir, ShimName),
+		RuncRoot:   filepath.Join(p.ContainerdState(), "runc"),
+		ShimSocket: filepath.Join(p.ContainerdState(), "s"),
+		CertsDir:   p.ContainerdCertsDir(),
 	}
 }
 
@@ -131,13 +124,10 @@ var (
 // service answers on the socket. ctx is containerd's lifetime: it runs until ctx is cancelled
 // or Stop is called (a cancelled ctx also aborts a start that is still under way).
 func Start(ctx context.Context, cfg Config) (_ *Containerd, retErr error) {
-	if cfg.DataDir == "" || cfg.BinDir == "" || cfg.SandboxImage == "" {
-		return nil, errors.New("containerd: DataDir, BinDir and SandboxImage are required")
+	if cfg.Paths.DataDir == "" || cfg.Paths.RunDir == "" || cfg.BinDir == "" || cfg.SandboxImage == "" {
+		return nil, errors.New("containerd: the data dir, run dir, BinDir and SandboxImage are required")
 	}
-	for _, p := range []*string{&cfg.DataDir, &cfg.RunDir, &cfg.BinDir} {
-		if *p == "" {
-			continue
-		}
+	for _, p := range []*string{&cfg.Paths.DataDir, &cfg.Paths.RunDir, &cfg.BinDir} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return nil, fmt.Errorf("containerd: %w", err)
@@ -146,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (_ *Containerd, retErr error) {
 	}
 	paths := PathsFor(cfg)
 	if len(paths.ShimSocket) > maxSocketDirLen {
-		return nil, fmt.Errorf("containerd: run dir %q is too long: the shim socket dir %s must be at most %d characters", cfg.RunDir, paths.ShimSocket, maxSocketDirLen)
+		return nil, fmt.Errorf("containerd: run dir %q is too long: the shim socket dir %s must be at most %d characters", cfg.Paths.RunDir, paths.ShimSocket, maxSocketDirLen)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.BinDir, "runc")); err != nil {
 		return nil, fmt.Errorf("containerd: runc is missing from the runtime bundle: %w", err)
@@ -167,11 +157,8 @@ func Start(ctx context.Context, cfg Config) (_ *Containerd, retErr error) {
 		}
 	}()
 
-	if _, err := os.Stat(filepath.Join(cfg.BinDir, ShimName)); err != nil {
+	if _, err := os.Stat(paths.Shim); err != nil {
 		return nil, fmt.Errorf("containerd: %s is missing from the runtime bundle: %w", ShimName, err)
-	}
-	if err := prependPath(cfg.BinDir); err != nil {
-		return nil, fmt.Errorf("containerd: %w", err)
 	}
 	if err := setupLogging(cfg); err != nil {
 		return nil, err

@@ -20,15 +20,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ketch-k8s/ketch/internal/testutil"
-
 	"github.com/containerd/containerd/v2/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ketch-k8s/ketch/internal/testutil"
 	"github.com/ketch-k8s/ketch/pkg/bundle"
+	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/images"
 )
@@ -219,8 +219,7 @@ func (n *node) config() Config {
 		}
 	})
 	return Config{
-		DataDir:             n.dataDir,
-		RunDir:              n.runDir,
+		Paths:               config.Paths{DataDir: n.dataDir, RunDir: n.runDir},
 		BinDir:              n.binDir,
 		SandboxImage:        n.pauseName,
 		SystemdCgroup:       host.CgroupDriver == hostcheck.CgroupDriverSystemd,
@@ -253,7 +252,7 @@ func (n *node) writeCNIConfig() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	dir := PathsFor(Config{DataDir: n.dataDir}).CNIConfDir
+	dir := config.Paths{DataDir: n.dataDir}.CNIConfDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		n.t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ketch-k8s/ketch/pkg/config"
 )
 
 // resources names what one test process creates on the host, all after its pid: the run dir
@@ -74,7 +76,7 @@ func (r resources) remove(logf, errorf func(string, ...any), runc string, netns 
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	runcRoot := filepath.Join(PathsFor(Config{RunDir: runDir}).RuncRoot, Namespace)
+	runcRoot := filepath.Join(PathsFor(Config{Paths: config.Paths{RunDir: runDir}}).RuncRoot, Namespace)
 	if ents, err := os.ReadDir(runcRoot); err == nil && runc != "" {
 		for _, e := range ents {
 			out, err := exec.Command(runc, "--root", runcRoot, "delete", "--force", e.Name()).CombinedOutput()

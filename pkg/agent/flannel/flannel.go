@@ -25,10 +25,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/agent/cni"
+	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 
 	// Only these two backends: the others pull in cloud SDKs, IPsec or WireGuard daemons.
 	_ "github.com/flannel-io/flannel/pkg/backend/hostgw"
@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, err
 	}
 
-	client, err := newClient(cfg.Kubeconfig)
+	client, err := kubeclient.New(cfg.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -297,24 +297,14 @@ func checkListNodes(ctx context.Context, client kubernetes.Interface, nodeName s
 	return nil
 }
 
-func newClient(kubeconfig string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
-	}
-	c, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
-	}
-	return c, nil
-}
-
 // envMu serializes the NODE_NAME dance below within the process.
 var envMu sync.Mutex
 
 // newSubnetManager starts flannel's kube subnet manager and waits for its Node informer to
-// sync. The manager learns its node's name only from $NODE_NAME (it was written for a
-// DaemonSet pod), so the variable is set for the call and restored afterwards.
+// sync. The manager learns its node's name only from $NODE_NAME or from its own pod's spec (it
+// was written for a DaemonSet pod), and its constructor that takes the name is unexported, so
+// the variable is set for the call and restored afterwards: the one environment variable ketch
+// changes at run time, because flannel cannot be told directly.
 func newSubnetManager(ctx context.Context, cfg Config, confPath string) (subnet.Manager, error) {
 	envMu.Lock()
 	defer envMu.Unlock()

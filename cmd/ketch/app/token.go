@@ -1,23 +1,46 @@
-package main
+package app
 
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ketch-k8s/ketch/pkg/config"
+	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 	"github.com/ketch-k8s/ketch/pkg/token"
 )
 
 // tokenCommand manages agent join tokens on a server, with the server's own admin credentials.
 func tokenCommand() *cli.Command {
-	dataDir := &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the server's data dir", Value: config.DefaultDataDir}
+	var (
+		paths       config.Paths
+		configPath  string
+		ttl         time.Duration
+		description string
+	)
+	// The server's data dir comes from the same config file as the server's.
+	common := func() []cli.Flag {
+		return []cli.Flag{
+			configFlag(&configPath),
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the server's data dir", Value: config.DefaultDataDir, Destination: &paths.DataDir},
+		}
+	}
+	// admin is a client with the server's admin credentials and the CA bundle agents check.
+	admin := func(c *cli.Context) (kubernetes.Interface, []byte, error) {
+		if err := applyConfigFile(c, configPath, false); err != nil {
+			return nil, nil, err
+		}
+		ca, err := os.ReadFile(paths.ServerCAFile())
+		if err != nil {
+			return nil, nil, fmt.Errorf("no server in %s (run this on a server, as root, with its --data-dir): %w", paths.DataDir, err)
+		}
+		client, err := kubeclient.New(paths.AdminKubeconfig())
+		return client, ca, err
+	}
 	return &cli.Command{
 		Name:  "token",
 		Usage: "manage agent join tokens (run on a server)",
@@ -25,20 +48,19 @@ func tokenCommand() *cli.Command {
 			{
 				Name:  "create",
 				Usage: "print a new agent join token",
-				Flags: []cli.Flag{
-					dataDir,
-					&cli.DurationFlag{Name: "ttl", Usage: "how long the token is valid, such as 24h (0: forever)"},
-					&cli.StringFlag{Name: "description", Usage: "what the token is for"},
-				},
+				Flags: append(common(),
+					&cli.DurationFlag{Name: "ttl", Usage: "how long the token is valid, such as 24h (0: forever)", Destination: &ttl},
+					&cli.StringFlag{Name: "description", Usage: "what the token is for", Destination: &description},
+				),
 				Action: func(c *cli.Context) error {
-					if c.Duration("ttl") < 0 {
-						return fmt.Errorf("--ttl %s is negative", c.Duration("ttl"))
+					if ttl < 0 {
+						return fmt.Errorf("--ttl %s is negative", ttl)
 					}
-					client, ca, err := serverAdmin(c.String("data-dir"))
+					client, ca, err := admin(c)
 					if err != nil {
 						return err
 					}
-					t, err := token.Create(c.Context, client, ca, c.Duration("ttl"), c.String("description"))
+					t, err := token.Create(c.Context, client, ca, ttl, description)
 					if err != nil {
 						return err
 					}
@@ -49,9 +71,9 @@ func tokenCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list agent join tokens",
-				Flags: []cli.Flag{dataDir},
+				Flags: common(),
 				Action: func(c *cli.Context) error {
-					client, _, err := serverAdmin(c.String("data-dir"))
+					client, _, err := admin(c)
 					if err != nil {
 						return err
 					}
@@ -78,12 +100,12 @@ func tokenCommand() *cli.Command {
 				Name:      "delete",
 				Usage:     "delete agent join tokens; nodes that joined with them stay",
 				ArgsUsage: "ID...",
-				Flags:     []cli.Flag{dataDir},
+				Flags:     common(),
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
 						return fmt.Errorf("give the IDs of the tokens to delete (see `ketch token list`)")
 					}
-					client, _, err := serverAdmin(c.String("data-dir"))
+					client, _, err := admin(c)
 					if err != nil {
 						return err
 					}
@@ -98,19 +120,4 @@ func tokenCommand() *cli.Command {
 			},
 		},
 	}
-}
-
-// serverAdmin is a client with the server's admin credentials and the CA bundle agents check.
-func serverAdmin(dataDir string) (kubernetes.Interface, []byte, error) {
-	kubeconfig := filepath.Join(dataDir, "server", "cred", "admin.kubeconfig")
-	ca, err := os.ReadFile(filepath.Join(dataDir, "server", "tls", "server-ca.crt"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("no server in %s (run this on a server, as root, with its --data-dir): %w", dataDir, err)
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	return client, ca, err
 }

@@ -1,10 +1,9 @@
-package main
+package app
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	containerdclient "github.com/containerd/containerd/v2/client"
@@ -15,9 +14,31 @@ import (
 )
 
 func imagesCommand() *cli.Command {
-	address := &cli.StringFlag{
-		Name: "address", Usage: "containerd socket of the node",
-		Value: filepath.Join(config.DefaultRunDir, "containerd", "containerd.sock"),
+	var (
+		paths      config.Paths
+		configPath string
+		address    string
+	)
+	// The node's containerd socket follows its run dir, from the same config file as the node's.
+	flags := func() []cli.Flag {
+		return []cli.Flag{
+			configFlag(&configPath),
+			&cli.StringFlag{Name: "run-dir", Usage: "the node's run dir", Value: config.DefaultRunDir, Destination: &paths.RunDir},
+			&cli.StringFlag{Name: "address", Usage: "containerd socket of the node (default: <run-dir>/containerd/containerd.sock)", Destination: &address},
+		}
+	}
+	connect := func(c *cli.Context) (*containerdclient.Client, error) {
+		if err := applyConfigFile(c, configPath, false); err != nil {
+			return nil, err
+		}
+		if address == "" {
+			address = paths.ContainerdSocket()
+		}
+		client, err := containerdclient.New(address)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", address, err)
+		}
+		return client, nil
 	}
 	return &cli.Command{
 		Name:  "images",
@@ -27,14 +48,14 @@ func imagesCommand() *cli.Command {
 				Name:      "import",
 				Usage:     "load image tarballs (docker save or OCI layout, plain or gzip) into the node",
 				ArgsUsage: "FILE...",
-				Flags:     []cli.Flag{address},
+				Flags:     flags(),
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
 						return errors.New("usage: ketch images import FILE...")
 					}
-					client, err := containerdclient.New(c.String("address"))
+					client, err := connect(c)
 					if err != nil {
-						return fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", c.String("address"), err)
+						return err
 					}
 					defer client.Close()
 					var errs []error
@@ -49,11 +70,11 @@ func imagesCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list the node's images",
-				Flags: []cli.Flag{address},
+				Flags: flags(),
 				Action: func(c *cli.Context) error {
-					client, err := containerdclient.New(c.String("address"))
+					client, err := connect(c)
 					if err != nil {
-						return fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", c.String("address"), err)
+						return err
 					}
 					defer client.Close()
 					list, err := images.List(c.Context, client)
