@@ -22,7 +22,7 @@ set -euo pipefail
 # Tests not run, passed to `go test -skip`: one top-level test name per line, followed by a comment giving
 # the reason in one line, e.g.
 #   TestFoo # needs etcd's in-process raft internals
-# Keep README.md's test section in sync with this list. Empty: every test passes against the datastore.
+# Keep docs/datastore.md's test section in sync with this list. Empty: every test passes against the datastore.
 SKIP_TESTS=(
 )
 

@@ -1,8 +1,10 @@
 // Package datastore runs ketch's etcd-API datastore: the mvcc store served over gRPC on the
 // configured client URLs. `ketch server` runs it in-process; `ketch datastore` runs it alone.
+// docs/datastore.md describes it.
 package datastore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,11 +50,17 @@ type Datastore struct {
 	store     *mvcc.Store
 	grpc      *grpc.Server
 	listeners []net.Listener
-	serveErr  chan error
+	// serveErr gets an error naming the URL of each listener that stops serving on its own.
+	serveErr chan error
+	// stopping is closed when stopping begins: a listener that stops after that has not failed.
+	stopping chan struct{}
+	stopOnce sync.Once
+	stopErr  error
 }
 
-// Start validates cfg, opens the store and serves it. Nothing is started if cfg is invalid or
-// the data dir or an address is in use.
+// Start validates cfg, opens the store, listens on every client URL and starts serving; Run
+// then serves until its context ends. Nothing is started if cfg is invalid or the data dir or an
+// address is in use.
 func Start(cfg Config) (*Datastore, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("no data dir given (--data-dir)")
@@ -74,7 +83,7 @@ func Start(cfg Config) (*Datastore, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Datastore{store: store, serveErr: make(chan error, len(addrs))}
+	d := &Datastore{store: store, serveErr: make(chan error, len(addrs)), stopping: make(chan struct{})}
 	for _, a := range addrs {
 		l, err := a.listen()
 		if err != nil {
@@ -88,22 +97,58 @@ func Start(cfg Config) (*Datastore, error) {
 		Name: cfg.Name, ClientURLs: cfg.ListenClientURLs, MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps: cfg.MaxTxnOps, WatchProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
 	})
-	for _, l := range d.listeners {
-		go func(l net.Listener) { d.serveErr <- d.grpc.Serve(l) }(l)
+	for i, l := range d.listeners {
+		go d.serve(l, cfg.ListenClientURLs[i])
 	}
 	rev, compacted := store.Revs()
 	klog.InfoS("Datastore serving", "urls", cfg.ListenClientURLs, "dataDir", cfg.DataDir, "revision", rev, "compacted", compacted)
 	return d, nil
 }
 
-// Store returns the underlying store.
-func (d *Datastore) Store() *mvcc.Store { return d.store }
+// serve serves on l, the listener of url, and reports on serveErr if it stops before Stop.
+func (d *Datastore) serve(l net.Listener, url string) {
+	err := d.grpc.Serve(l)
+	select {
+	case <-d.stopping:
+		return
+	default:
+	}
+	if err == nil {
+		err = errors.New("the gRPC server stopped")
+	}
+	d.serveErr <- fmt.Errorf("datastore stopped serving %s: %w", url, err)
+}
 
-// Err reports a listener that stopped serving on its own.
+// Run serves until ctx ends or a listener stops serving on its own, and then stops the datastore
+// as Stop does. It returns Stop's result when ctx ended (or Stop was called), and otherwise an
+// error naming the listener's URL (joined with Stop's error, if any).
+func (d *Datastore) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		klog.InfoS("Stopping datastore")
+		return d.Stop()
+	case err := <-d.serveErr:
+		klog.ErrorS(err, "Stopping datastore: a listener failed")
+		return errors.Join(err, d.Stop())
+	case <-d.stopping:
+		return d.Stop()
+	}
+}
+
+// Err reports a listener that stopped serving on its own, with an error naming its URL.
+// Callers that use Run do not need it.
 func (d *Datastore) Err() <-chan error { return d.serveErr }
 
-// Stop stops serving, giving requests in flight a moment to finish, and closes the store.
+// Stop stops serving, giving requests in flight a moment to finish, and closes the store. Only
+// the first call does anything; every call returns its result. Callers that use Run do not
+// need it.
 func (d *Datastore) Stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop() })
+	return d.stopErr
+}
+
+func (d *Datastore) stop() error {
+	close(d.stopping)
 	stopped := make(chan struct{})
 	go func() { d.grpc.GracefulStop(); close(stopped) }()
 	select {

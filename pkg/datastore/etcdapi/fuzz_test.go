@@ -14,7 +14,7 @@ import (
 // take, to the handlers. No input may panic, and the store must stay consistent: its revision
 // never goes back and a full read always succeeds.
 //
-//	go test ./pkg/datastore/server -run '^$' -fuzz FuzzRequests -fuzztime 60s
+//	go test ./pkg/datastore/etcdapi -run '^$' -fuzz FuzzRequests -fuzztime 60s
 func FuzzRequests(f *testing.F) {
 	seed := func(kind byte, m interface{ Marshal() ([]byte, error) }) {
 		b, err := m.Marshal()

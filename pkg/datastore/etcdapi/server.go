@@ -1,4 +1,4 @@
-// Package server serves an mvcc.Store over etcd's v3 gRPC API (KV, Watch, Lease, Maintenance,
+// Package etcdapi serves an mvcc.Store over etcd's v3 gRPC API (KV, Watch, Lease, Maintenance,
 // Cluster), so that etcd clients, etcdctl and kube-apiserver use it unchanged.
 package etcdapi
 

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -23,12 +24,15 @@ func BenchmarkPutParallel(b *testing.B) {
 	value := make([]byte, 256)
 	b.SetParallelism(16)
 	b.ResetTimer()
-	var n int64
+	// Every put writes a key of its own: the goroutines share the counter, so it is atomic.
+	var n atomic.Int64
 	b.RunParallel(func(pb_ *testing.PB) {
 		for pb_.Next() {
-			n++
-			if _, err := s.Put(bg, &pb.PutRequest{Key: []byte(fmt.Sprint("k", n, "-", b.N)), Value: value}); err != nil {
-				b.Fatal(err)
+			key := []byte(fmt.Sprint("k", n.Add(1), "-", b.N))
+			if _, err := s.Put(bg, &pb.PutRequest{Key: key, Value: value}); err != nil {
+				// Not b.Fatal: this is not the benchmark's goroutine.
+				b.Error(err)
+				return
 			}
 		}
 	})

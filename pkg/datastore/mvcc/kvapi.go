@@ -32,11 +32,6 @@ func (v *readView) state(key []byte) keyState {
 	return keyState{}
 }
 
-func (v *readView) leaseExists(id int64) bool {
-	_, _, ok := v.s.lessor.get(id)
-	return ok
-}
-
 // beginRead opens a read transaction; the caller holds idxMu, so the transaction includes every
 // revision the index has published.
 func (s *Store) beginRead() (*bolt.Tx, func(), error) {

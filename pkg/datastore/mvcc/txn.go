@@ -3,7 +3,6 @@ package mvcc
 import (
 	"bytes"
 	"errors"
-	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -18,7 +17,6 @@ type txnView interface {
 	compacted() int64
 	// state is a key's latest state in the view.
 	state(key []byte) keyState
-	leaseExists(id int64) bool
 }
 
 // txnWriter is a txnView that can also write: the writer's batch.
@@ -263,22 +261,3 @@ func cmpInt(a, b int64) int {
 	}
 	return 0
 }
-
-// txnRequest runs a write transaction in the batch.
-func (b *batch) txnRequest(rt *pb.TxnRequest) (*pb.TxnResponse, error) {
-	b.beginTxn()
-	resp, err := runTxn(b, rt)
-	if err != nil {
-		if b.txnChanged {
-			// Checks run before any change, so this is a fault mid-way; never commit half a txn.
-			b.setErr(fmt.Errorf("transaction failed after it changed keys: %w", err))
-		}
-		b.txnEvents, b.txnChanged = nil, false
-		return nil, err
-	}
-	b.endTxn()
-	resp.Header.Revision = b.rev
-	return resp, nil
-}
-
-func (b *batch) compacted() int64 { return b.compactRev }

@@ -1,24 +1,16 @@
 package mvcc
 
+// Range evaluation, shared by plain reads, read-only transactions and the writer's batches:
+// which revisions a range sees, and etcd's filters, sort orders and limits on the result.
+
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-)
-
-// Errors with etcd's meaning; package server maps them to etcd's gRPC errors.
-var (
-	ErrCompacted        = errors.New("mvcc: required revision has been compacted")
-	ErrFutureRev        = errors.New("mvcc: required revision is a future revision")
-	ErrKeyNotFound      = errors.New("etcdserver: key not found")
-	ErrLeaseNotFound    = errors.New("lease not found")
-	ErrLeaseExists      = errors.New("lease already exists")
-	ErrLeaseTTLTooLarge = errors.New("too large lease TTL")
 )
 
 // rangeSource is what range evaluation needs from a state: its keys with their revisions, and

@@ -1,14 +1,13 @@
 package mvcc
 
+// A batch is the group of write requests one writer transaction applies: what each request
+// does (put, delete, transaction; compaction and leases are in compact.go and lease.go), the
+// revisions and events it makes, and the store as the batch sees it meanwhile.
+
 import (
-	"cmp"
-	"context"
-	"errors"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"sort"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,409 +15,6 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"k8s.io/klog/v2"
 )
-
-const (
-	// maxBatchOps bounds one group commit, so one batch's latency stays bounded under load.
-	maxBatchOps = 512
-	// Compaction runs in steps between batches, bounded so that it never stalls reads or writes
-	// for long: an index step holds the index lock for a few thousand keys at most, a batch that
-	// carries requests takes few deletions along, and between steps on an idle store the writer
-	// pauses, so a request arriving then waits for one small step at most.
-	compactStepKeys        = 2000
-	compactStepKeysWithOps = 500
-	compactDeletesWithOps  = 128
-	compactDeletesWhenIdle = 512
-	compactPause           = time.Millisecond
-)
-
-type opKind int
-
-const (
-	opPut opKind = iota
-	opDelete
-	opTxn
-	opCompact
-	opLeaseGrant
-	opLeaseRevoke
-	opLeaseRenew
-	opLeaseExpire
-)
-
-// writeOp is one request to the writer and, once done is closed, its result.
-type writeOp struct {
-	kind     opKind
-	put      *pb.PutRequest
-	del      *pb.DeleteRangeRequest
-	txn      *pb.TxnRequest
-	rev      int64   // opCompact
-	physical bool    // opCompact: answer only once the compacted records are gone
-	leaseID  int64   // opLeaseGrant, opLeaseRevoke, opLeaseRenew
-	leaseTTL int64   // opLeaseGrant
-	leaseIDs []int64 // opLeaseExpire
-
-	resp any
-	err  error
-	done chan struct{}
-}
-
-// ErrClosed is returned for requests made after Close.
-var ErrClosed = errors.New("datastore is shutting down")
-
-// submit hands op to the writer and waits for its result. If ctx ends first the op may still be
-// applied, as with any request whose answer was lost.
-func (s *Store) submit(ctx context.Context, op *writeOp) error {
-	if err := s.writeErr.Load(); err != nil {
-		return *err
-	}
-	op.done = make(chan struct{})
-	select {
-	case s.writes <- op:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.ctx.Done():
-		return ErrClosed
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.ctx.Done():
-		return ErrClosed
-	}
-}
-
-// writer is the state owned by the writer goroutine.
-type writer struct {
-	s *Store
-	// job is the compaction in progress, if any.
-	job *compactJob
-	// autoCompact is a compaction the history cap asked for, started with the next batch.
-	autoCompact int64
-	// concurrency estimates how many clients are writing: the recent peak batch size, decaying
-	// over a few dozen batches.
-	concurrency float64
-	gather      *time.Timer
-	pause       *time.Timer
-}
-
-type compactJob struct {
-	rev       int64
-	cursor    []byte // first key the index pass has not visited
-	indexDone bool
-	// dropped are records the index pass released that are not yet deleted from the file. They
-	// are deleted once the pass is done, in revision order, so that each commit's deletions sit
-	// in a few neighbouring pages.
-	dropped []revision
-	waiters []*writeOp
-}
-
-func (s *Store) runWriter() {
-	w := &writer{s: s}
-	s.dbMu.RLock()
-	var done int64
-	err := s.db.View(func(tx *bolt.Tx) error { done = getInt(tx.Bucket(bucketMeta), metaCompactDone); return nil })
-	s.dbMu.RUnlock()
-	if c := s.compactRev.Load(); err == nil && done < c {
-		// A compaction was interrupted by a restart: finish it.
-		w.job = &compactJob{rev: c}
-	}
-	for {
-		ops, ok := w.collect()
-		if !ok {
-			w.failQueued()
-			return
-		}
-		if w.job != nil && !w.job.indexDone {
-			w.compactIndexStep(len(ops) > 0)
-		}
-		w.runBatch(ops)
-	}
-}
-
-// collect waits for requests and takes every one already queued. While compaction has work
-// left it waits only compactPause, so compaction proceeds on an idle store too.
-func (w *writer) collect() ([]*writeOp, bool) {
-	var ops []*writeOp
-	if w.autoCompact > 0 {
-		ops = append(ops, &writeOp{kind: opCompact, rev: w.autoCompact, done: make(chan struct{})})
-		klog.V(2).InfoS("Compacting history to the configured limit", "revision", w.autoCompact)
-		w.autoCompact = 0
-	}
-	if len(ops) == 0 {
-		var pause <-chan time.Time
-		if w.job != nil {
-			pause = w.pauseTimer()
-		}
-		select {
-		case op := <-w.s.writes:
-			ops = append(ops, op)
-		case <-pause:
-		case <-w.s.ctx.Done():
-			return nil, false
-		}
-	}
-	for len(ops) < maxBatchOps {
-		select {
-		case op := <-w.s.writes:
-			ops = append(ops, op)
-			continue
-		default:
-		}
-		break
-	}
-	w.gatherStragglers(&ops)
-	w.concurrency = max(float64(len(ops)), w.concurrency*0.95)
-	return ops, true
-}
-
-func (w *writer) pauseTimer() <-chan time.Time {
-	if w.pause == nil {
-		w.pause = time.NewTimer(compactPause)
-	} else {
-		w.pause.Reset(compactPause)
-	}
-	return w.pause.C
-}
-
-// maxGather bounds how long a batch waits for more requests.
-const maxGather = 200 * time.Microsecond
-
-// gatherStragglers waits a moment for more requests when fewer are queued than clients seem to
-// be writing: the clients answered by the last batch are usually about to write again, and every
-// commit they share saves two fsyncs and the CPU of a commit. A lone client never waits.
-func (w *writer) gatherStragglers(ops *[]*writeOp) {
-	want := min(int(w.concurrency), maxBatchOps)
-	if len(*ops) == 0 || len(*ops) >= want {
-		return
-	}
-	if w.gather == nil {
-		w.gather = time.NewTimer(maxGather)
-	} else {
-		w.gather.Reset(maxGather)
-	}
-	defer w.gather.Stop()
-	for len(*ops) < want {
-		select {
-		case op := <-w.s.writes:
-			*ops = append(*ops, op)
-		case <-w.gather.C:
-			return
-		}
-	}
-}
-
-func (w *writer) failQueued() {
-	for {
-		select {
-		case op := <-w.s.writes:
-			op.err = ErrClosed
-			close(op.done)
-		default:
-			if w.job != nil {
-				for _, op := range w.job.waiters {
-					op.err = ErrClosed
-					close(op.done)
-				}
-			}
-			return
-		}
-	}
-}
-
-// runBatch applies ops in one bbolt transaction, commits it, and only then publishes the
-// changes and answers the requests.
-func (w *writer) runBatch(ops []*writeOp) {
-	b, deleted, err := w.applyAndCommit(ops)
-	if err != nil || b == nil {
-		finish(ops, err)
-		return
-	}
-	w.publish(b)
-	if w.job != nil {
-		w.job.dropped = w.job.dropped[deleted:]
-		if w.job.indexDone && len(w.job.dropped) == 0 {
-			klog.V(2).InfoS("Compaction finished", "revision", w.job.rev)
-			finish(w.job.waiters, nil)
-			w.job = nil
-		}
-	}
-	for _, op := range ops {
-		if op.kind == opCompact && op.err == nil {
-			w.startCompaction(op)
-			continue
-		}
-		close(op.done)
-	}
-	if h := w.s.opts.HistoryRevisions; h > 0 && w.job == nil {
-		rev, compacted := w.s.Revs()
-		if rev-compacted > h+h/10 {
-			w.autoCompact = rev - h
-		}
-	}
-}
-
-// applyAndCommit applies ops and a step of compaction's deletions in one transaction and
-// commits it. It returns the committed batch and how many compacted records it deleted, or a
-// nil batch if nothing changed (every op then already has its result). An error fails every op.
-func (w *writer) applyAndCommit(ops []*writeOp) (b *batch, deleted int, err error) {
-	s := w.s
-	if err := s.writeErr.Load(); err != nil {
-		return nil, 0, *err
-	}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		return nil, 0, fmt.Errorf("starting a write transaction: %w", err)
-	}
-	committing := false
-	defer func() {
-		if !committing {
-			tx.Rollback()
-		}
-	}()
-	b = newBatch(s, tx)
-	for _, op := range ops {
-		op.resp, op.err = b.safeApply(op)
-	}
-	if w.job != nil && w.job.indexDone {
-		deleted = min(len(w.job.dropped), compactDeletesWhenIdle)
-		if len(ops) > 0 {
-			deleted = min(deleted, compactDeletesWithOps)
-		}
-		if err := b.deleteRecords(w.job.dropped[:deleted]); err != nil {
-			return nil, 0, err
-		}
-		if deleted == len(w.job.dropped) {
-			b.dirty = true
-			b.setErr(putInt(b.meta, metaCompactDone, w.job.rev))
-		}
-	}
-	if b.rev != b.startRev {
-		b.setErr(putInt(b.meta, metaRev, b.rev))
-	}
-	if b.err != nil {
-		return nil, 0, b.err
-	}
-	if !b.dirty {
-		return nil, 0, nil
-	}
-	txID := tx.ID()
-	committing = true
-	err = tx.Commit()
-	s.commits.Add(1)
-	if err != nil {
-		w.commitFailed(txID, err)
-		return nil, 0, fmt.Errorf("writing to %s: %w", s.opts.Path, err)
-	}
-	return b, deleted, nil
-}
-
-func finish(ops []*writeOp, err error) {
-	for _, op := range ops {
-		if err != nil {
-			op.err, op.resp = err, nil
-		}
-		close(op.done)
-	}
-}
-
-// commitFailed decides whether writes may continue after a failed commit. A full disk that
-// failed before bbolt wrote its meta page left the file exactly as before, so later writes may
-// succeed once space is freed. Anything else (a failed fsync above all) may have left data in
-// the page cache that the disk never got, and only a restart reads the truth back.
-func (w *writer) commitFailed(txID int, err error) {
-	s := w.s
-	var visible int
-	if verr := s.db.View(func(tx *bolt.Tx) error { visible = tx.ID(); return nil }); verr != nil {
-		visible = txID
-	}
-	if errors.Is(err, syscall.ENOSPC) && visible < txID {
-		klog.ErrorS(err, "Datastore write failed: disk full; writes fail until space is freed", "path", s.opts.Path)
-		return
-	}
-	ro := fmt.Errorf("datastore is read-only after a failed write to %s (%v): restart it once the disk is healthy", s.opts.Path, err)
-	s.writeErr.Store(&ro)
-	klog.ErrorS(err, "Datastore write failed; refusing further writes until restart, reads continue", "path", s.opts.Path)
-}
-
-// publish makes a committed batch visible: index, revision, leases, then events.
-func (w *writer) publish(b *batch) {
-	s := w.s
-	s.idxMu.Lock()
-	for _, p := range b.pending {
-		if len(p.appended) == 0 {
-			continue
-		}
-		ki := p.ki
-		if ki == nil {
-			ki = &keyIndex{key: p.key}
-			s.idx.insert(ki)
-		}
-		ki.revs = append(ki.revs, p.appended...)
-		ki.state = p.state
-	}
-	s.rev.Store(b.rev)
-	if b.compactRev > s.compactRev.Load() {
-		s.compactRev.Store(b.compactRev)
-	}
-	s.idxMu.Unlock()
-	s.lessor.apply(b)
-	if len(b.revEvents) > 0 {
-		s.events.append(b.revEvents)
-	}
-}
-
-func (w *writer) startCompaction(op *writeOp) {
-	if w.job != nil && w.job.rev < op.rev {
-		// The newer compaction covers the older one; its waiters are answered when it ends.
-		op.rev = max(op.rev, w.job.rev)
-		w.job.rev, w.job.cursor, w.job.indexDone = op.rev, nil, false
-	} else if w.job == nil {
-		w.job = &compactJob{rev: op.rev}
-	}
-	if op.physical {
-		w.job.waiters = append(w.job.waiters, op)
-	} else {
-		close(op.done)
-	}
-}
-
-// compactIndexStep drops compacted revisions from a bounded slice of the index.
-func (w *writer) compactIndexStep(busy bool) {
-	s, job := w.s, w.job
-	stepKeys := compactStepKeys
-	if busy {
-		stepKeys = compactStepKeysWithOps
-	}
-	s.idxMu.Lock()
-	defer s.idxMu.Unlock()
-	var empty []*keyIndex
-	n := 0
-	reachedEnd := true
-	s.idx.tree.AscendGreaterOrEqual(&keyIndex{key: job.cursor}, func(ki *keyIndex) bool {
-		if n == stepKeys {
-			job.cursor = ki.key
-			reachedEnd = false
-			return false
-		}
-		var gone bool
-		job.dropped, gone = compactKey(ki, job.rev, job.dropped)
-		if gone {
-			empty = append(empty, ki)
-		}
-		n++
-		return true
-	})
-	for _, ki := range empty {
-		s.idx.remove(ki)
-	}
-	if reachedEnd {
-		job.indexDone = true
-		slices.SortFunc(job.dropped, func(a, b revision) int { return cmp.Or(cmp.Compare(a.main, b.main), cmp.Compare(a.sub, b.sub)) })
-	}
-}
 
 // pendingKey is a key the batch changed, as the batch sees it.
 type pendingKey struct {
@@ -556,6 +152,8 @@ func (b *batch) readRev() int64 {
 	}
 	return b.rev
 }
+
+func (b *batch) compacted() int64 { return b.compactRev }
 
 func (b *batch) touch(key []byte) *pendingKey {
 	if p, ok := b.pending[string(key)]; ok {
@@ -798,27 +396,19 @@ func (b *batch) execDelete(r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	return resp
 }
 
-func (b *batch) compact(rev int64) error {
-	if rev <= b.compactRev {
-		return ErrCompacted
-	}
-	if rev > b.rev {
-		return ErrFutureRev
-	}
-	b.compactRev = rev
-	b.dirty = true
-	b.setErr(putInt(b.meta, metaCompactRev, rev))
-	return nil
-}
-
-func (b *batch) deleteRecords(revs []revision) error {
-	if len(revs) > 0 {
-		b.dirty = true
-	}
-	for _, r := range revs {
-		if err := b.revs.Delete(revKey(r)); err != nil {
-			return fmt.Errorf("deleting compacted revision %d: %w", r.main, err)
+// txnRequest runs a write transaction in the batch.
+func (b *batch) txnRequest(rt *pb.TxnRequest) (*pb.TxnResponse, error) {
+	b.beginTxn()
+	resp, err := runTxn(b, rt)
+	if err != nil {
+		if b.txnChanged {
+			// Checks run before any change, so this is a fault mid-way; never commit half a txn.
+			b.setErr(fmt.Errorf("transaction failed after it changed keys: %w", err))
 		}
+		b.txnEvents, b.txnChanged = nil, false
+		return nil, err
 	}
-	return nil
+	b.endTxn()
+	resp.Header.Revision = b.rev
+	return resp, nil
 }
