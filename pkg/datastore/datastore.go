@@ -135,10 +135,6 @@ func (d *Datastore) Run(ctx context.Context) error {
 	}
 }
 
-// Err reports a listener that stopped serving on its own, with an error naming its URL.
-// Callers that use Run do not need it.
-func (d *Datastore) Err() <-chan error { return d.serveErr }
-
 // Stop stops serving, giving requests in flight a moment to finish, and closes the store. Only
 // the first call does anything; every call returns its result. Callers that use Run do not
 // need it.

@@ -50,15 +50,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 	if err != nil {
 		return err
 	}
-	n.Go(n.Stage("datastore"), "the datastore", func(ctx context.Context) error {
-		select {
-		case <-ctx.Done():
-			return ds.Stop()
-		case err := <-ds.Err():
-			ds.Stop()
-			return fmt.Errorf("serving: %w", err)
-		}
-	})
+	n.Go(n.Stage("datastore"), "the datastore", ds.Run)
 	n.Phase("datastore ready")
 
 	n.Waiting("the cluster's certificates")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/console"
@@ -60,14 +59,7 @@ func datastoreCommand() *cli.Command {
 			}
 			ctx, stop := lifecycle.SignalContext()
 			defer stop()
-			select {
-			case <-ctx.Done():
-				klog.InfoS("Stopping datastore")
-			case err := <-ds.Err():
-				ds.Stop()
-				return fmt.Errorf("serving: %w", err)
-			}
-			return ds.Stop()
+			return ds.Run(ctx)
 		},
 	}
 }
