@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/ketch-k8s/ketch/internal/testutil"
+	"github.com/ketch-k8s/ketch/internal/testutil/apiserver"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/supervisor"
 	"github.com/ketch-k8s/ketch/pkg/token"
@@ -42,22 +43,22 @@ import (
 // that needs it (2.5 to 5 s) and stopped after the last. Each test makes its own cluster PKI,
 // server token and supervisor, and its own node names, so the tests do not see each other.
 var (
-	mainTB     *testutil.MainTB
+	mainTB     *apiserver.MainTB
 	sharedOnce sync.Once
-	shared     *testutil.APIServer
+	shared     *apiserver.Server
 )
 
 func TestMain(m *testing.M) {
-	mainTB = testutil.NewMainTB("supervisor-test")
+	mainTB = apiserver.NewMainTB("supervisor-test")
 	os.Exit(mainTB.Finish(m.Run()))
 }
 
 // apiServer is the package's kube-apiserver.
-func apiServer(t *testing.T) *testutil.APIServer {
+func apiServer(t *testing.T) *apiserver.Server {
 	t.Helper()
 	sharedOnce.Do(func() {
 		start := time.Now()
-		shared = testutil.StartAPIServer(mainTB)
+		shared = apiserver.Start(mainTB)
 		t.Logf("kube-apiserver on ketch's datastore started in %v (log: %s)", time.Since(start).Round(time.Millisecond), mainTB.LogPath())
 	})
 	return shared
@@ -109,7 +110,7 @@ func newClusterWith(t *testing.T, client kubernetes.Interface) *testCluster {
 		CABundle: c.caBundle, ClientCA: clientCAPool, ServerToken: c.serverToken, Client: client,
 		Sign: c.pki.SignNodeCerts, Agent: agentConfig,
 	})
-	apiserver := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	kubeAPIServer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.passedOn.Add(1)
 		w.WriteHeader(http.StatusTeapot)
 	})
@@ -127,7 +128,7 @@ func newClusterWith(t *testing.T, client kubernetes.Interface) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(record(sup.Wrap(apiserver)))
+	srv := httptest.NewUnstartedServer(record(sup.Wrap(kubeAPIServer)))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serving}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	// Clients that give up on a certificate they do not trust make the server log handshake errors.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)

@@ -1,6 +1,10 @@
-package testutil
+// Package apiserver starts upstream's kube-apiserver on ketch's datastore for tests. It is a
+// package of its own, not part of internal/testutil, so that the tests and tools importing
+// testutil do not link kube-apiserver.
+package apiserver
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,9 +30,9 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/datastore"
 )
 
-// APIServer is upstream's kube-apiserver (its test server, k8s.io/kubernetes/cmd/kube-apiserver/
+// Server is upstream's kube-apiserver (its test server, k8s.io/kubernetes/cmd/kube-apiserver/
 // app/testing) storing in ketch's own datastore, both in this process.
-type APIServer struct {
+type Server struct {
 	// Config is an admin client config: the apiserver's loopback credentials (system:masters).
 	Config *rest.Config
 	Client kubernetes.Interface
@@ -37,16 +43,17 @@ type APIServer struct {
 	StoragePrefix string
 }
 
-// StartAPIServer starts ketch's datastore on a unix socket in a new temporary directory and a
+// Start starts ketch's datastore on a unix socket in a new temporary directory and a
 // kube-apiserver on it listening on a free loopback port, waits until the apiserver is healthy
-// and has created its default namespace, and stops both in tb's cleanup (about 1 s). The start
-// takes about 2.5 s on an idle 2-core machine, twice that on a busy one, so a package whose
-// tests share one passes a MainTB from its TestMain rather than each test's *testing.T.
+// and has created its default and kube-system namespaces, and stops both in tb's cleanup
+// (about 1 s). The start takes about 2.5 s on an idle 2-core machine, twice that on a busy
+// one, so a package whose tests share one passes a MainTB from its TestMain rather than each
+// test's *testing.T.
 //
 // It needs no root and no fixed port. The apiserver authorizes everything (AlwaysAllow) and
 // runs only its own controllers: no kube-controller-manager deletes a namespace's content,
-// collects garbage or cleans expired tokens. kube-system may appear a moment after it returns.
-func StartAPIServer(tb ktesting.TB, extraFlags ...string) *APIServer {
+// collects garbage or cleans expired tokens.
+func Start(tb ktesting.TB, extraFlags ...string) *Server {
 	tb.Helper()
 	// A short path: a unix socket path must fit in 108 bytes, which t.TempDir() may not.
 	dir, err := os.MkdirTemp("", "ketch-apiserver-")
@@ -91,7 +98,16 @@ func StartAPIServer(tb ktesting.TB, extraFlags ...string) *APIServer {
 	if err != nil {
 		tb.Fatalf("admin client: %v", err)
 	}
-	return &APIServer{Config: server.ClientConfig, Client: client, DatastoreURL: url, Etcd: server.EtcdClient, StoragePrefix: server.EtcdStoragePrefix}
+	// StartTestServer waits for the default namespace only; kube-system comes from another
+	// post-start hook, a moment later.
+	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		tb.Fatalf("waiting for namespace kube-system: %v", err)
+	}
+	return &Server{Config: server.ClientConfig, Client: client, DatastoreURL: url, Etcd: server.EtcdClient, StoragePrefix: server.EtcdStoragePrefix}
 }
 
 // startMu serializes starts: StartTestServer sets process-wide feature gates, and bazelEnv the
@@ -101,7 +117,7 @@ var startMu sync.Mutex
 // bazelEnv sets TEST_SRCDIR and TEST_WORKSPACE, unless they are set, until restore is called.
 // StartTestServer insists on an absolute path for its own package directory and, when a binary
 // is built with -trimpath, builds one from those two variables as under Bazel, or fails. It uses
-// the path only to find a default serving certificate, which StartAPIServer does not need.
+// the path only to find a default serving certificate, which Start does not need.
 func bazelEnv(dir string) (restore func()) {
 	if os.Getenv("TEST_SRCDIR") != "" && os.Getenv("TEST_WORKSPACE") != "" {
 		return func() {}

@@ -1,4 +1,4 @@
-package testutil
+package apiserver
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 )
 
 // MainTB is the ktesting.TB of a package's TestMain, for what the package's tests share, such as
-// one StartAPIServer: it lives until Finish, after every test, whereas a *testing.T's cleanups
+// one Start: it lives until Finish, after every test, whereas a *testing.T's cleanups
 // run when its own test ends (and logging to it afterwards panics).
 //
 // Its log, and klog's, goes to a file: Finish prints the file's end when the tests failed.
