@@ -22,6 +22,9 @@ import (
 // ErrCAMismatch is a server whose CA is not the one the token names.
 var ErrCAMismatch = errors.New("the server's CA does not match the token")
 
+// errServerURL is a server URL Connect cannot use; retrying cannot make it usable.
+var errServerURL = errors.New("not an https URL")
+
 // Client is an agent's connection to its server's supervisor, trusting only the CA the token
 // names.
 type Client struct {
@@ -36,7 +39,7 @@ type Client struct {
 func Connect(ctx context.Context, serverURL string, tok token.Token) (*Client, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("--server %q must be an https URL such as https://10.0.0.1:6443", serverURL)
+		return nil, fmt.Errorf("--server %q must be an https URL such as https://10.0.0.1:6443: %w", serverURL, errServerURL)
 	}
 	base := strings.TrimSuffix(serverURL, "/")
 	// The CA is not known yet: the token's hash authenticates what this unverified connection
@@ -131,7 +134,7 @@ func Retryable(err error) bool {
 	if errors.As(err, &refused) {
 		return refused.Status >= 500
 	}
-	return !errors.Is(err, ErrCAMismatch) && !errors.Is(err, context.Canceled)
+	return !errors.Is(err, ErrCAMismatch) && !errors.Is(err, errServerURL) && !errors.Is(err, context.Canceled)
 }
 
 func send(client *http.Client, req *http.Request) ([]byte, error) {

@@ -140,6 +140,13 @@ type identity struct {
 func (s *Supervisor) authenticated(h func(http.ResponseWriter, *http.Request, identity)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.authenticate(r)
+		if err != nil && !errors.Is(err, token.ErrRefused) {
+			// An agent token could not be looked up (kube-apiserver is not ready, or restarts):
+			// that is no refusal, and the agent should come back.
+			klog.InfoS("Could not check a join request's token", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			http.Error(w, "the server cannot check the token yet; try again", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			// The client learns nothing about why; the operator does.
 			klog.InfoS("Refused a join request", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", err)
