@@ -1,0 +1,97 @@
+package lifecycle
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ketch-k8s/ketch/internal/testutil/apiserver"
+)
+
+// TestWaitsForTheNode runs the frame against a real kube-apiserver: start-up is over only once
+// the Node has registered (then the registration hooks run) and is Ready by a heartbeat of this
+// run, not by the Ready condition a previous run left.
+func TestWaitsForTheNode(t *testing.T) {
+	shorten(t)
+	api := apiserver.Start(t)
+	ctx := context.Background()
+	nodes := api.Client.CoreV1().Nodes()
+	// A Ready Node left by a previous run.
+	old := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	node, err := nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: old, LastTransitionTime: old}}
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ev := &events{}
+	run, stop, out := frame(t, func(ctx context.Context, n *Node) error {
+		n.WatchNode(ctx, api.Client, "node-1")
+		n.OnRegistered(func(context.Context) error { ev.add("registered hook"); return nil })
+		n.OnReady(func() { ev.add("ready hook") })
+		return nil
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- run() }()
+
+	// The old Ready condition does not count.
+	waitFor(t, out, "ketch: node registered")
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(out.String(), "node Ready") {
+		t.Fatalf("Ready by the previous run's heartbeat:\n%s", out)
+	}
+	if got := ev.get(); len(got) != 1 || got[0] != "registered hook" {
+		t.Fatalf("hooks before Ready: %q", got)
+	}
+	// This run's kubelet reports Ready.
+	node, err = nodes.Get(ctx, "node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.NewTime(time.Now())
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: now, LastTransitionTime: now}}
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "ketch: node Ready")
+	waitForEvents(t, ev, 2)
+	stop()
+	if err := <-errc; err != nil {
+		t.Fatalf("stop after start-up: %v", err)
+	}
+	if got := ev.get(); got[1] != "ready hook" {
+		t.Errorf("hooks: %q", got)
+	}
+	if !strings.Contains(out.String(), "ketch: stopping\n") {
+		t.Errorf("no stopping line:\n%s", out)
+	}
+}
+
+func waitFor(t *testing.T, out *syncBuffer, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q:\n%s", line, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitForEvents(t *testing.T, ev *events, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ev.get()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q, want %d", ev.get(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
