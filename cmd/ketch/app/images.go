@@ -34,6 +34,10 @@ func imagesCommand() *cli.Command {
 		if address == "" {
 			address = paths.ContainerdSocket()
 		}
+		// containerd's client would wait 10 s for a socket that is not there.
+		if _, err := os.Stat(address); err != nil {
+			return nil, fmt.Errorf("no containerd socket at %s: is ketch running on this node, with this --run-dir? (%w)", address, err)
+		}
 		client, err := containerdclient.New(address)
 		if err != nil {
 			return nil, fmt.Errorf("connecting to the node's containerd at %s (is ketch running?): %w", address, err)
