@@ -9,16 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/moby/sys/mountinfo"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/internal/testutil"
 	"github.com/ketch-k8s/ketch/pkg/images"
 )
@@ -33,8 +32,8 @@ type server struct {
 	runDir     string
 	kubeconfig string
 	args       []string
-	cmd        *exec.Cmd
-	exited     chan struct{}
+	proc       *harness.Server   // the running or last started process
+	started    []*harness.Server // every process started, whose output pipes close at the end
 	outPath    string
 	client     kubernetes.Interface
 }
@@ -78,37 +77,25 @@ func (s *server) seedEchoImage() {
 	}
 }
 
+// config is the server's command line; its output goes to outPath, across restarts.
+func (s *server) config() harness.ServerConfig {
+	return harness.ServerConfig{Bin: s.bin, DataDir: s.dataDir, RunDir: s.runDir, Kubeconfig: s.kubeconfig,
+		Args: s.args, Output: s.outPath}
+}
+
 // start starts the server and waits until it reports the node Ready.
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"server", "--data-dir", s.dataDir, "--run-dir", s.runDir,
-		"--write-kubeconfig", s.kubeconfig}, s.args...)
-	out, err := os.OpenFile(s.outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := harness.StartServer(s.config())
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer out.Close()
-	s.cmd = exec.Command(s.bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting ketch server: %v", err)
 	}
-	s.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) {
-		cmd.Wait()
-		close(exited)
-	}(s.cmd, s.exited)
-
-	before := strings.Count(s.output(), "node Ready")
-	deadline := time.After(3 * time.Minute)
-	for strings.Count(s.output(), "node Ready") == before {
-		select {
-		case <-s.exited:
-			s.t.Fatalf("ketch server exited before the node was Ready (%v):\n%s\nlog tail:\n%s", s.cmd.ProcessState, s.output(), s.logTail(40))
-		case <-deadline:
-			s.t.Fatalf("node not Ready after 3 minutes:\n%s\nlog tail:\n%s", s.output(), s.logTail(40))
-		case <-time.After(200 * time.Millisecond):
-		}
+	s.proc = p
+	s.started = append(s.started, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := p.WaitReady(ctx); err != nil {
+		s.t.Fatal(err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
 	if err != nil {
@@ -117,24 +104,14 @@ func (s *server) start() {
 	s.client = kubernetes.NewForConfigOrDie(cfg)
 }
 
-// stop sends SIGTERM and waits for the server to exit.
+// stop sends SIGTERM and waits for the server to exit, for a minute before it kills it.
 func (s *server) stop() {
 	s.t.Helper()
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return
 	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(60 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-		s.t.Errorf("ketch server did not stop within 60 s of SIGTERM:\n%s", s.logTail(40))
+	if _, err := s.proc.Stop(time.Minute); err != nil {
+		s.t.Error(err)
 	}
 }
 
@@ -144,30 +121,17 @@ func (s *server) output() string {
 }
 
 func (s *server) logTail(n int) string {
-	b, _ := os.ReadFile(filepath.Join(s.dataDir, "logs", "ketch.log"))
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return harness.Tail(filepath.Join(s.dataDir, "logs", "ketch.log"), n)
 }
 
 // containerdSocket is the node's containerd, as `ketch images --address` takes it.
-func (s *server) containerdSocket() string {
-	return filepath.Join(s.runDir, "containerd", "containerd.sock")
-}
+func (s *server) containerdSocket() string { return s.config().Socket() }
 
 // ketch runs a ketch subcommand as a user would, with the server's kubeconfig.
 func (s *server) ketch(stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	return harness.Ketch{Bin: s.bin, Kubeconfig: s.kubeconfig}.Run(ctx, stdin, args...)
 }
 
 // kubectl runs `ketch kubectl` and fails the test if it fails.
@@ -193,17 +157,21 @@ func (s *server) apply(manifest string) {
 func (s *server) cleanup() {
 	t := s.t
 	s.stop()
-	killall := exec.Command(filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"))
-	killall.Env = append(os.Environ(), "KETCH_DATA_DIR="+s.dataDir, "KETCH_RUN_DIR="+s.runDir)
-	if out, err := killall.CombinedOutput(); err != nil {
-		t.Errorf("ketch-killall.sh: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := harness.Killall(ctx, filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"), s.dataDir, s.runDir); err != nil {
+		t.Errorf("ketch-killall.sh: %v", err)
+	}
+	// The node's processes are gone: nothing writes to the servers' output any more.
+	for _, p := range s.started {
+		p.Close()
 	}
 	var leftovers []string
-	if mounts := mountsUnder(s.dataDir, s.runDir); len(mounts) > 0 {
+	if mounts, _ := harness.MountsUnder(s.dataDir, s.runDir); len(mounts) > 0 {
 		leftovers = append(leftovers, "mounts: "+strings.Join(mounts, ", "))
 	}
-	if out, _ := exec.Command("pgrep", "-f", s.runDir).Output(); len(bytes.TrimSpace(out)) > 0 {
-		leftovers = append(leftovers, "processes: "+strings.Join(strings.Fields(string(out)), ","))
+	if procs, _ := harness.ProcessesMentioning(s.runDir); len(procs) > 0 {
+		leftovers = append(leftovers, "processes: "+pids(procs))
 	}
 	for _, pattern := range []string{"/sys/fs/cgroup/*/kubepods*", "/sys/fs/cgroup/kubepods*", "/sys/fs/cgroup/*/ketch", "/sys/fs/cgroup/ketch"} {
 		if cgroups, _ := filepath.Glob(pattern); len(cgroups) > 0 {
@@ -241,15 +209,13 @@ func (s *server) cleanup() {
 	}
 }
 
-func mountsUnder(dirs ...string) []string {
-	var found []string
-	for _, d := range dirs {
-		mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
-		for _, m := range mounts {
-			found = append(found, m.Mountpoint)
-		}
+// pids lists the processes' ids, for leftovers.
+func pids(procs []harness.Proc) string {
+	var ids []string
+	for _, p := range procs {
+		ids = append(ids, strconv.Itoa(p.PID))
 	}
-	return found
+	return strings.Join(ids, ",")
 }
 
 // echoImage builds the tests' workload image from testdata/echo plus busybox-static (for
@@ -264,11 +230,8 @@ func echoImage(t *testing.T, name string, oci bool) []byte {
 		t.Fatalf("%s is dynamically linked; the test image needs busybox-static", busybox)
 	}
 	echo := filepath.Join(t.TempDir(), "echo")
-	build := exec.Command("go", "build", "-trimpath", "-o", echo, "./internal/e2e/testdata/echo")
-	build.Dir = testutil.RepoRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the echo server: %v\n%s", err, out)
+	if err := harness.BuildGo(context.Background(), testutil.RepoRoot(), "./internal/e2e/testdata/echo", echo); err != nil {
+		t.Fatalf("building the echo server: %v", err)
 	}
 	files := []images.File{
 		{Path: "/echo", Mode: 0o755, Source: echo},

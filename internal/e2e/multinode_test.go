@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/internal/testutil"
 )
 
@@ -112,12 +113,13 @@ func TestMultiNode(t *testing.T) {
 
 // multiNode is a cluster made by scripts/ketch-cluster.sh.
 type multiNode struct {
-	t                  *testing.T
-	bin, script        string
-	dir, name, subnet  string
-	kubeconfig         string // reaches the server from this machine's network namespace
-	client             kubernetes.Interface
-	serverCount, total int
+	t                 *testing.T
+	cl                *harness.Cluster
+	bin               string
+	dir, name, subnet string
+	kubeconfig        string // reaches the server from this machine's network namespace
+	client            kubernetes.Interface
+	total             int
 }
 
 func newMultiNode(t *testing.T, name, subnet string, serverArgs ...string) *multiNode {
@@ -131,16 +133,15 @@ func newMultiNode(t *testing.T, name, subnet string, serverArgs ...string) *mult
 	if err != nil {
 		t.Fatal(err)
 	}
+	cl := &harness.Cluster{Script: filepath.Join(testutil.RepoRoot(), "scripts", "ketch-cluster.sh"), Bin: testutil.KetchBinary(t),
+		Dir: dir, Name: name, Subnet: subnet, Nodes: 3}
 	c := &multiNode{
-		t: t, bin: testutil.KetchBinary(t), script: filepath.Join(testutil.RepoRoot(), "scripts", "ketch-cluster.sh"),
-		dir: dir, name: name, subnet: subnet, kubeconfig: filepath.Join(dir, "kubeconfig-host"), total: 3,
+		t: t, cl: cl, bin: cl.Bin, dir: dir, name: name, subnet: subnet, kubeconfig: cl.Kubeconfig(), total: cl.Nodes,
 	}
 	t.Cleanup(c.down)
-	args := append([]string{"up", "--dir", dir, "--nodes", "3", "--name", name, "--subnet", subnet, "--ketch", c.bin, "--wait", "--timeout", "240", "--",
-		// Short enough for the test to see a stopped agent's node go NotReady quickly.
-		"--kube-controller-manager-arg", "node-monitor-grace-period=20s"}, serverArgs...)
-	if out, err := c.run(5*time.Minute, args...); err != nil {
-		t.Fatalf("ketch-cluster.sh up: %v\n%s", err, out)
+	// Short enough for the test to see a stopped agent's node go NotReady quickly.
+	if err := cl.Up(context.Background(), append([]string{"--kube-controller-manager-arg", "node-monitor-grace-period=20s"}, serverArgs...)...); err != nil {
+		t.Fatal(err)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
@@ -153,53 +154,50 @@ func newMultiNode(t *testing.T, name, subnet string, serverArgs ...string) *mult
 	return c
 }
 
-func (c *multiNode) node(i int) string   { return fmt.Sprintf("%s-%d", c.name, i) }
-func (c *multiNode) nodeIP(i int) string { return fmt.Sprintf("%s.%d", c.subnet, 10+i) }
-func (c *multiNode) runDir(i int) string { return "/run/ketch-" + c.node(i) }
-func (c *multiNode) dataDir(i int) string {
-	return filepath.Join(c.dir, c.node(i), "data")
-}
+func (c *multiNode) node(i int) string    { return c.cl.Node(i) }
+func (c *multiNode) nodeIP(i int) string  { return c.cl.NodeIP(i) }
+func (c *multiNode) dataDir(i int) string { return c.cl.DataDir(i) }
 
-// run runs the cluster script.
-func (c *multiNode) run(timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, c.script, args...).CombinedOutput()
-	return string(out), err
-}
-
+// must runs the cluster script and fails the test if it fails.
 func (c *multiNode) must(args ...string) string {
 	c.t.Helper()
-	out, err := c.run(3*time.Minute, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := c.cl.Run(ctx, nil, args...)
 	if err != nil {
-		c.t.Fatalf("ketch-cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+		c.t.Fatal(err)
 	}
 	return out
 }
 
 // nodeExecErr runs a command on a node: in its network namespace.
 func (c *multiNode) nodeExecErr(node string, cmd ...string) (string, error) {
-	return c.run(time.Minute, append([]string{"exec", "--dir", c.dir, node}, cmd...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.cl.Exec(ctx, node, cmd...)
 }
 
 func (c *multiNode) nodeExec(node string, cmd ...string) string {
 	c.t.Helper()
 	out, err := c.nodeExecErr(node, cmd...)
 	if err != nil {
-		c.t.Fatalf("on %s: %s: %v\n%s", node, strings.Join(cmd, " "), err, out)
+		c.t.Fatalf("on %s: %s: %v", node, strings.Join(cmd, " "), err)
 	}
 	return out
 }
+
+// ketch runs ketch subcommands with the cluster's kubeconfig.
+func (c *multiNode) ketch() harness.Ketch { return harness.Ketch{Bin: c.bin, Kubeconfig: c.kubeconfig} }
 
 func (c *multiNode) kubectl(args ...string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, c.bin, append([]string{"kubectl", "--kubeconfig", c.kubeconfig}, args...)...).CombinedOutput()
+	out, err := c.ketch().Run(ctx, "", append([]string{"kubectl"}, args...)...)
 	if err != nil {
 		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 // importEchoImage loads the test image into every node's containerd, as a user would on each
@@ -210,9 +208,11 @@ func (c *multiNode) importEchoImage() {
 		c.t.Fatal(err)
 	}
 	for i := 1; i <= c.total; i++ {
-		out, err := exec.Command(c.bin, "images", "import", "--address", filepath.Join(c.runDir(i), "containerd", "containerd.sock"), tarball).CombinedOutput()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := c.ketch().ImportImage(ctx, c.cl.Socket(i), tarball)
+		cancel()
 		if err != nil {
-			c.t.Fatalf("importing the image on %s: %v\n%s", c.node(i), err, out)
+			c.t.Fatalf("importing the image on %s: %v", c.node(i), err)
 		}
 	}
 }
@@ -268,9 +268,7 @@ func nodeReady(n *corev1.Node) bool {
 func (c *multiNode) kubectlApply(manifest string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, "kubectl", "--kubeconfig", c.kubeconfig, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(manifest)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := c.ketch().Run(ctx, manifest, "kubectl", "apply", "-f", "-"); err != nil {
 		c.t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 }
@@ -719,8 +717,8 @@ func (c *multiNode) down() {
 			}
 		}
 	}
-	if out, err := c.run(3*time.Minute, "down", "--dir", c.dir); err != nil {
-		t.Errorf("ketch-cluster.sh down: %v\n%s", err, out)
+	if err := c.cl.Down(context.Background()); err != nil {
+		t.Error(err)
 	}
 	var left []string
 	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), c.name+"-") {
@@ -729,11 +727,11 @@ func (c *multiNode) down() {
 	if out, _ := exec.Command("ip", "-o", "link", "show").Output(); strings.Contains(string(out), c.name+"-") {
 		left = append(left, "links of "+c.name)
 	}
-	if mounts := mountsUnder(c.dir, "/run/ketch-"+c.name); len(mounts) > 0 {
+	if mounts, _ := harness.MountsUnder(c.dir, "/run/ketch-"+c.name); len(mounts) > 0 {
 		left = append(left, "mounts: "+strings.Join(mounts, ", "))
 	}
-	if out, _ := exec.Command("pgrep", "-f", c.dir).Output(); len(strings.TrimSpace(string(out))) > 0 {
-		left = append(left, "processes: "+strings.Join(strings.Fields(string(out)), ","))
+	if procs, _ := harness.ProcessesMentioning(c.dir); len(procs) > 0 {
+		left = append(left, "processes: "+pids(procs))
 	}
 	for _, pattern := range []string{"/sys/fs/cgroup/*/ketch/" + c.name + "-*", "/sys/fs/cgroup/ketch/" + c.name + "-*", "/run/ketch-" + c.name + "-*"} {
 		if found, _ := filepath.Glob(pattern); len(found) > 0 {

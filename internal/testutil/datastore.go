@@ -2,18 +2,17 @@ package testutil
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/ketch-k8s/ketch/internal/harness"
 )
 
 // Datastore is a `ketch datastore` process started by a test.
@@ -24,8 +23,7 @@ type Datastore struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Args     []string
 	LogPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	proc     *harness.Process
 }
 
 // StartDatastore starts `ketch datastore` on dataDir (a new temporary dir when empty) listening
@@ -52,14 +50,14 @@ func (d *Datastore) Start() {
 	}
 	defer logf.Close()
 	args := append([]string{"datastore", "--data-dir", d.DataDir, "--listen-client-urls", d.Endpoint}, d.Args...)
-	d.cmd = exec.Command(d.Bin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatalf("starting %s: %v", d.Bin, err)
+	cmd := exec.Command(d.Bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if d.proc, err = harness.Start(cmd, syscall.SIGKILL); err != nil {
+		d.t.Fatal(err)
 	}
-	d.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
-	if err := WaitForEtcd(d.Endpoint, 30*time.Second, d.exited); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := harness.WaitEtcd(ctx, d.Endpoint, d.proc.Done()); err != nil {
 		log, _ := os.ReadFile(d.LogPath)
 		d.Kill()
 		d.t.Fatalf("datastore did not become ready: %v\nlog:\n%s", err, log)
@@ -73,36 +71,16 @@ func (d *Datastore) Kill() { d.signal(syscall.SIGKILL) }
 func (d *Datastore) Stop() { d.signal(syscall.SIGTERM) }
 
 func (d *Datastore) signal(sig syscall.Signal) {
-	if d.cmd == nil || d.cmd.Process == nil {
+	if d.proc == nil {
 		return
 	}
-	select {
-	case <-d.exited:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(sig)
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-		d.t.Errorf("datastore pid %d did not exit within 30s of %v", d.cmd.Process.Pid, sig)
+	if _, err := d.proc.Stop(sig, 30*time.Second); err != nil {
+		d.t.Errorf("datastore: %v", err)
 	}
 }
-
-// PID returns the process ID of the running process.
-func (d *Datastore) PID() int { return d.cmd.Process.Pid }
 
 // ExitCode returns the exit code after the process ended, or -1 while it runs.
-func (d *Datastore) ExitCode() int {
-	select {
-	case <-d.exited:
-		return d.cmd.ProcessState.ExitCode()
-	default:
-		return -1
-	}
-}
+func (d *Datastore) ExitCode() int { return d.proc.ExitCode() }
 
 // Client returns an etcd client for the process, closed when the test ends.
 func (d *Datastore) Client() *clientv3.Client {
@@ -115,62 +93,12 @@ func (d *Datastore) Client() *clientv3.Client {
 	return c
 }
 
-// WaitForEtcd waits until endpoint accepts connections and answers Status, the timeout passes,
-// or exited closes. It dials before creating a client because gRPC backs off for a second after
-// a refused connection, which would add that second to every start.
-func WaitForEtcd(endpoint string, timeout time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	network, address := "tcp", strings.TrimPrefix(endpoint, "http://")
-	if strings.HasPrefix(endpoint, "unix://") {
-		network, address = "unix", strings.TrimPrefix(endpoint, "unix://")
-	}
-	for {
-		conn, err := net.DialTimeout(network, address, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("process exited: %w", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no connection after %v: %w", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err = c.Status(ctx, endpoint)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("process exited: %w", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer after %v: %w", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // FreeLoopbackAddr returns a 127.0.0.1:PORT that was free a moment ago.
 func FreeLoopbackAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }

@@ -1,14 +1,16 @@
-// Package testutil holds helpers shared by tests that exercise the real ketch binary.
+// Package testutil holds helpers shared by tests that exercise the real ketch binary. It is the
+// testing-flavoured layer over internal/harness, which drives the processes: these helpers
+// fail the test where the harness returns an error, and clean up when the test ends.
 package testutil
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/ketch-k8s/ketch/internal/harness"
 )
 
 var (
@@ -64,22 +66,12 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// RepoRoot returns the root of this checkout: the nearest directory above the working
-// directory (go test runs in the package's directory) whose go.mod is ketch's. The source
-// path from runtime.Caller would not do: the Makefile builds with -trimpath.
+// RepoRoot returns the root of this checkout (see harness.RepoRoot); a test run outside of one
+// cannot go on.
 func RepoRoot() string {
-	dir, err := os.Getwd()
+	root, err := harness.RepoRoot()
 	if err != nil {
-		panic(fmt.Sprintf("testutil: working directory: %v", err))
+		panic("testutil: " + err.Error())
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module "+modulePath+"\n")) {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			panic(fmt.Sprintf("testutil: no %s checkout above %s", modulePath, dir))
-		}
-	}
+	return root
 }
-
-const modulePath = "github.com/ketch-k8s/ketch"
