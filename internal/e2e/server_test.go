@@ -208,6 +208,25 @@ func TestServer(t *testing.T) {
 			}
 		}
 	})
+	// An agent started with this server's run dir (as one started with the default paths on a
+	// server's host would be) is refused before it touches the server's sockets.
+	t.Run("second node on the run dir", func(t *testing.T) {
+		token := filepath.Join(s.dataDir, "server", "token")
+		out, err := s.ketch("", "agent", "--data-dir", t.TempDir(), "--run-dir", s.runDir, "--config", filepath.Join(t.TempDir(), "none.yaml"),
+			"--node-name", "intruder", "--server", "https://127.0.0.1:6443", "--token-file", token)
+		want := "run dir " + s.runDir + " is in use by another running ketch"
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("ketch agent on the server's run dir: %v, want %q:\n%s", err, want, out)
+		}
+		for _, sock := range []string{s.containerdSocket(), filepath.Join(s.runDir, "datastore.sock")} {
+			if _, err := os.Stat(sock); err != nil {
+				t.Errorf("the server's socket: %v", err)
+			}
+		}
+		if out := s.kubectl("get", "nodes"); !strings.Contains(out, "ketch-e2e") || strings.Contains(out, "intruder") {
+			t.Errorf("kubectl get nodes after the refused agent:\n%s", out)
+		}
+	})
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -11,6 +11,7 @@ import (
 // machine holds, and holds it until the test ends.
 func LockHost(t testing.TB) {
 	t.Helper()
+	SkipIfShort(t, "runs a node on this machine")
 	lock, err := harness.LockHost(context.Background(), t.Logf)
 	if err != nil {
 		t.Fatal(err)

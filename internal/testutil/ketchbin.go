@@ -24,6 +24,7 @@ var (
 // sets it to bin/ketch), otherwise a binary built once per test process from this checkout.
 func KetchBinary(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "runs the ketch binary")
 	if p := os.Getenv("KETCH_BIN"); p != "" {
 		abs, err := filepath.Abs(p)
 		if err != nil {

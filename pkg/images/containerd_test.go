@@ -27,8 +27,8 @@ func startContainerd(t *testing.T) *containerd.Client {
 	if err != nil {
 		t.Skip("containerd binary not found: install Debian's containerd and runc packages (make test does) to run the import tests against a real daemon")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("importing into containerd's overlayfs snapshotter needs root")
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("importing into containerd's overlayfs snapshotter needs root; not with -short")
 	}
 
 	// Not t.TempDir(): a unix socket path must stay under 108 bytes, and cleanup order

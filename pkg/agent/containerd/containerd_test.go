@@ -93,9 +93,7 @@ type node struct {
 
 func newNode(t *testing.T) *node {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containerd, runc, overlayfs mounts, network namespaces and a bridge")
-	}
+	testutil.NeedsRoot(t, "runs containerd, runc, overlayfs mounts, network namespaces and a bridge")
 	testutil.LockHost(t)
 	b, err := bundle.Embedded()
 	if errors.Is(err, bundle.ErrNotBuilt) {

@@ -125,8 +125,8 @@ func TestSecondOpenIsRefused(t *testing.T) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a file system (CI runs as root)")
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root to mount a file system (CI runs as root); not with -short")
 	}
 }
 
