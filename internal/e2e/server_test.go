@@ -212,7 +212,11 @@ func TestServer(t *testing.T) {
 	// server's host would be) is refused before it touches the server's sockets.
 	t.Run("second node on the run dir", func(t *testing.T) {
 		token := filepath.Join(s.dataDir, "server", "token")
-		out, err := s.ketch("", "agent", "--data-dir", t.TempDir(), "--run-dir", s.runDir, "--config", filepath.Join(t.TempDir(), "none.yaml"),
+		config := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(config, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.ketch("", "agent", "--data-dir", t.TempDir(), "--run-dir", s.runDir, "--config", config,
 			"--node-name", "intruder", "--server", "https://127.0.0.1:6443", "--token-file", token)
 		want := "run dir " + s.runDir + " is in use by another running ketch"
 		if err == nil || !strings.Contains(out, want) {

@@ -74,9 +74,6 @@ func Open(logFile string, debug bool, start time.Time) (*Console, error) {
 	return c, nil
 }
 
-// Out is the user's terminal.
-func (c *Console) Out() io.Writer { return c.out }
-
 // Printf prints one line to the user's terminal, after "ketch: ".
 func (c *Console) Printf(format string, a ...any) {
 	fmt.Fprintf(c.out, "ketch: "+format+"\n", a...)
@@ -86,9 +83,6 @@ func (c *Console) Printf(format string, a ...any) {
 func (c *Console) Phase(format string, a ...any) {
 	fmt.Fprintf(c.out, "ketch: %-28s %6.1fs\n", fmt.Sprintf(format, a...), time.Since(c.start).Seconds())
 }
-
-// Since is the time since the command started.
-func (c *Console) Since() time.Duration { return time.Since(c.start) }
 
 // Report logs a failure and shows it on the terminal, once; use as defer c.Report(what, &err).
 func (c *Console) Report(what string, err *error) {

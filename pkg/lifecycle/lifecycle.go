@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -26,8 +25,8 @@ import (
 
 // Timings of the frame; variables so that tests can shorten them.
 var (
-	// stopTimeout bounds a whole stop, from the signal to the last stage: a wedged component
-	// must not keep the process.
+	// stopTimeout bounds the staged stop (after a start-up step that was under way has had its
+	// startupStopGrace): a wedged component must not keep the process.
 	stopTimeout = 20 * time.Second
 	// startupStopGrace is how long a start-up step that is told to stop gets to return before the
 	// frame stops the stages without it.
@@ -136,9 +135,6 @@ func newNode(ctx context.Context, host *hostcheck.Host, con *console.Console) *N
 
 // Host is what the host check found.
 func (n *Node) Host() *hostcheck.Host { return n.host }
-
-// Out is the user's terminal.
-func (n *Node) Out() io.Writer { return n.con.Out() }
 
 // Printf prints a line to the user's terminal.
 func (n *Node) Printf(format string, a ...any) { n.con.Printf(format, a...) }
