@@ -14,7 +14,7 @@ func agentCommand(run func(*config.Agent) error) *cli.Command {
 	var configPath string
 	flags := append(nodeFlags(&raw.NodeRaw, &configPath),
 		&cli.StringFlag{Name: "server", Aliases: []string{"s"}, Usage: "the server to join, as https://SERVER:6443", EnvVars: []string{"KETCH_URL"}, Destination: &raw.ServerURL},
-		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "join token (the server's <data-dir>/server/token, or from `ketch token create`)", EnvVars: []string{"KETCH_TOKEN"}, Destination: &raw.Token},
+		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, Usage: "the join token: the server's <data-dir>/server/token, or one from ketch token create", EnvVars: []string{"KETCH_TOKEN"}, Destination: &raw.Token},
 		&cli.StringFlag{Name: "token-file", Usage: "file holding the join token", EnvVars: []string{"KETCH_TOKEN_FILE"}, Destination: &raw.TokenFile},
 	)
 	return &cli.Command{

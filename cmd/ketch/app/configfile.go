@@ -17,7 +17,7 @@ import (
 // sets it too, for the tools that take no flags of their own (kubectl, ctr).
 func configFlag(dest *string) *cli.StringFlag {
 	return &cli.StringFlag{
-		Name: "config", Aliases: []string{"c"}, Usage: "YAML file whose keys are the long flag names of `ketch server` and `ketch agent`",
+		Name: "config", Aliases: []string{"c"}, Usage: "YAML file of settings, whose keys are the long flag names of ketch server and ketch agent",
 		Value: config.DefaultConfigFile, EnvVars: []string{"KETCH_CONFIG_FILE"}, Destination: dest,
 	}
 }
