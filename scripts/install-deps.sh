@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing ketch need on a Debian machine. Run as root; idempotent.
-# Go comes from /usr/local/go when present, otherwise the pinned toolchain is fetched through the
-# Go module proxy (golang.org/toolchain), which is reachable where go.dev may not be.
+# Go comes from /usr/local/go when present, otherwise the pinned toolchain is fetched as the module
+# golang.org/toolchain from the Go module proxy the user names in GOPROXY.
 set -euo pipefail
 
 GO_VERSION=1.26.8
@@ -22,11 +22,19 @@ apt_install() {
 
 export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null; then
+  # The proxy is the user's (GOPROXY, as the go command reads it): its first entry that is a URL.
+  proxy=
+  IFS=',|' read -ra entries <<<"${GOPROXY:-}"
+  for entry in "${entries[@]}"; do
+    if [[ $entry == http*://* ]]; then proxy=${entry%/}; break; fi
+  done
+  [[ -n $proxy ]] ||
+    die "Go is not installed: install Go ${GO_VERSION} to /usr/local/go, or set GOPROXY to a Go module proxy to fetch it from"
   apt_install ca-certificates curl unzip
   arch=$(dpkg --print-architecture)
   zip=$(mktemp)
-  curl -fsSL -o "$zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${GO_VERSION}.linux-${arch}.zip" ||
-    die "downloading Go ${GO_VERSION} from the module proxy failed; install Go ${GO_VERSION} to /usr/local/go"
+  curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go${GO_VERSION}.linux-${arch}.zip" ||
+    die "downloading Go ${GO_VERSION} from $proxy failed; install Go ${GO_VERSION} to /usr/local/go"
   rm -rf /usr/local/go.tmp && mkdir -p /usr/local/go.tmp
   unzip -q "$zip" -d /usr/local/go.tmp && rm -f "$zip"
   mv "/usr/local/go.tmp/golang.org/toolchain@v0.0.1-go${GO_VERSION}.linux-${arch}" /usr/local/go
