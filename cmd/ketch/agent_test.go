@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/internal/testutil"
 )
 
@@ -118,43 +119,28 @@ func TestAgentStopsWhileJoining(t *testing.T) {
 	server := "https://" + l.Addr().String()
 	hash := strings.Repeat("ab", 32)
 	dataDir, runDir := t.TempDir(), filepath.Join(t.TempDir(), "run")
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	os.WriteFile(config, nil, 0o644)
-	cmd := exec.Command(testutil.KetchBinary(t), "agent", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
+	cmd := exec.Command(testutil.KetchBinary(t), "agent", "--data-dir", dataDir, "--run-dir", runDir, "--config", emptyConfig(t),
 		"--node-name", "test-node", "--node-ip", "127.0.0.1", "--server", server, "--token", "K10"+hash+"::server:secret-123")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	p, err := harness.Start(cmd, syscall.SIGKILL)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	defer p.Stop(syscall.SIGKILL, time.Second)
 	// The agent has taken its dirs and waits for the server once its log file exists.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(dataDir, "logs", "ketch.log")); err == nil {
 			break
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
+		if time.Now().After(deadline) || p.Exited() {
 			t.Fatalf("the agent did not start:\n%s", out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	cmd.Process.Signal(syscall.SIGTERM)
-	start := time.Now()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want a clean stop", err)
-		}
-		t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("the agent was still running 10s after SIGTERM:\n%s", out.String())
-	}
+	stopCleanly(t, p, 10*time.Second, out.String)
 	want := "ketch: stopping before the node started (it was waiting for the server at " + server + ")"
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,11 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/internal/testutil"
 )
 
@@ -240,35 +241,31 @@ func TestServerBadInput(t *testing.T) {
 		}
 	})
 
-	t.Run("data dir in use", func(t *testing.T) {
-		dataDir := t.TempDir()
-		pid := holdLock(t, dataDir)
-		stderr, code := serverRun{dataDir: dataDir}.run(t)
-		want := "ketch: data dir " + dataDir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --data-dir"
-		if code == 0 || !strings.Contains(stderr, want) {
-			t.Errorf("exit %d, want %q:\n%s", code, want, stderr)
-		}
-		if b, _ := os.ReadFile(filepath.Join(dataDir, "ketch.pid")); string(b) != pid+"\n" {
-			t.Errorf("the holder's ketch.pid now holds %q", b)
-		}
-	})
-
-	// Another node's run dir: its sockets (containerd's, the datastore's) would be replaced.
-	t.Run("run dir in use", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root: the host check (run as root) comes before the dirs")
-		}
-		runDir := t.TempDir()
-		pid := holdLock(t, runDir)
-		stderr, code := serverRun{runDir: runDir}.run(t)
-		want := "ketch: run dir " + runDir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --run-dir"
-		if code == 0 || !strings.Contains(stderr, want) {
-			t.Errorf("exit %d, want %q:\n%s", code, want, stderr)
-		}
-		if b, _ := os.ReadFile(filepath.Join(runDir, "ketch.pid")); string(b) != pid+"\n" {
-			t.Errorf("the holder's ketch.pid now holds %q", b)
-		}
-	})
+	// A dir another ketch holds. Another node's run dir would have its sockets (containerd's,
+	// the datastore's) replaced.
+	for _, tc := range []struct {
+		what string
+		with func(dir string) serverRun
+	}{
+		{"data dir", func(dir string) serverRun { return serverRun{dataDir: dir} }},
+		{"run dir", func(dir string) serverRun { return serverRun{runDir: dir} }},
+	} {
+		t.Run(tc.what+" in use", func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root: the host check (run as root) comes before the dirs")
+			}
+			dir := t.TempDir()
+			pid := holdLock(t, dir)
+			stderr, code := tc.with(dir).run(t)
+			want := "ketch: " + tc.what + " " + dir + " is in use by another running ketch (pid " + pid + "); stop it or pass another --" + strings.ReplaceAll(tc.what, " ", "-")
+			if code == 0 || !strings.Contains(stderr, want) {
+				t.Errorf("exit %d, want %q:\n%s", code, want, stderr)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "ketch.pid")); string(b) != pid+"\n" {
+				t.Errorf("the holder's ketch.pid now holds %q", b)
+			}
+		})
+	}
 
 	t.Run("not root", func(t *testing.T) {
 		r := serverRun{}
@@ -337,93 +334,79 @@ func TestServerStopsDuringStartup(t *testing.T) {
 		{"node registered", "node test-node to be Ready"},
 	} {
 		t.Run("after "+tc.after, func(t *testing.T) {
-			base := t.TempDir()
 			// Unix sockets under both dirs (containerd's shims, the kubelet's) need short paths.
-			runDir, err := os.MkdirTemp("/run", "kt-")
+			cfg := harness.ServerConfig{Bin: testutil.KetchBinary(t), RunDir: shortTempDir(t, "/run"), DataDir: shortTempDir(t, "/var/tmp")}
+			cfg.Kubeconfig, cfg.Output = filepath.Join(cfg.DataDir, "kubeconfig"), filepath.Join(cfg.DataDir, "output")
+			addr, err := harness.FreeLoopbackAddr()
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.RemoveAll(runDir) })
-			dataDir, err := os.MkdirTemp("/var/tmp", "kt-")
+			_, port, _ := net.SplitHostPort(addr)
+			cfg.Args = []string{"--config", emptyConfig(t), "--node-name", "test-node", "--bind-address", "127.0.0.1", "--https-listen-port", port}
+			s, err := harness.StartServer(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.RemoveAll(dataDir) })
-			guard, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port := strconv.Itoa(guard.Addr().(*net.TCPAddr).Port)
-			guard.Close()
-			config := filepath.Join(base, "config.yaml")
-			os.WriteFile(config, nil, 0o644)
-			cmd := exec.Command(testutil.KetchBinary(t), "server", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
-				"--write-kubeconfig", filepath.Join(base, "kubeconfig"), "--node-name", "test-node",
-				"--bind-address", "127.0.0.1", "--https-listen-port", port)
-			var out syncBuffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
 			t.Cleanup(func() {
-				cmd.Process.Kill()
-				killall := exec.Command(filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"))
-				killall.Env = append(os.Environ(), "KETCH_DATA_DIR="+dataDir, "KETCH_RUN_DIR="+runDir)
-				if b, err := killall.CombinedOutput(); err != nil {
-					t.Errorf("ketch-killall.sh: %v\n%s", err, b)
+				s.Stop(time.Second)
+				if err := harness.Killall(context.Background(), filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"), cfg.DataDir, cfg.RunDir); err != nil {
+					t.Error(err)
 				}
+				s.Close()
 				if t.Failed() {
-					b, _ := os.ReadFile(filepath.Join(dataDir, "logs", "ketch.log"))
-					t.Logf("log:\n%s", b)
+					t.Logf("log:\n%s", s.LogTail(200))
 				}
 			})
 			deadline := time.Now().Add(3 * time.Minute)
-			for !strings.Contains(out.String(), "ketch: "+tc.after) {
-				select {
-				case err := <-exited:
-					t.Fatalf("the server exited (%v) before %q:\n%s", err, tc.after, out.String())
-				case <-time.After(20 * time.Millisecond):
+			for !slices.ContainsFunc(s.Phases(), func(p harness.PhaseTime) bool { return p.Name == tc.after }) {
+				if s.Exited() {
+					t.Fatalf("the server exited (%v) before %q:\n%s", s.Wait(), tc.after, s.Output())
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no %q after 3 minutes:\n%s", tc.after, out.String())
+					t.Fatalf("no %q after 3 minutes:\n%s", tc.after, s.Output())
 				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			cmd.Process.Signal(syscall.SIGTERM)
-			start := time.Now()
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Errorf("exit after SIGTERM: %v, want a clean stop", err)
-				}
-				t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
-			case <-time.After(15 * time.Second):
-				t.Fatalf("the server was still running 15s after SIGTERM:\n%s", out.String())
-			}
+			stopCleanly(t, s.Process, 15*time.Second, s.Output)
 			want := "ketch: stopping before the node started (it was waiting for " + tc.waiting
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("output lacks %q:\n%s", want, out.String())
+			if !strings.Contains(s.Output(), want) {
+				t.Errorf("output lacks %q:\n%s", want, s.Output())
 			}
-			t.Logf("output:\n%s", out.String())
+			t.Logf("output:\n%s", s.Output())
 		})
 	}
 }
 
-// syncBuffer is a process's output, read while the process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// stopCleanly sends SIGTERM to p and checks that it exits within grace, with status 0.
+func stopCleanly(t *testing.T, p *harness.Process, grace time.Duration, output func() string) {
+	t.Helper()
+	took, err := p.Stop(syscall.SIGTERM, grace)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, output())
+	}
+	if code := p.ExitCode(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want a clean stop:\n%s", code, output())
+	}
+	t.Logf("stopped %s after SIGTERM", took.Round(time.Millisecond))
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// shortTempDir is a new directory under parent, removed when the test ends.
+func shortTempDir(t *testing.T, parent string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(parent, "kt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// emptyConfig is an empty config file, so that the host's /etc/ketch/config.yaml is never read.
+func emptyConfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

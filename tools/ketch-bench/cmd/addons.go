@@ -55,66 +55,22 @@ func defaultAddonsSizes(quick bool) addonsSizes {
 	return s
 }
 
-func runAddons(args []string) (err error) {
-	opts, err := parseServerOptions("addons", args)
-	if err != nil {
-		return err
-	}
-	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
-	if err != nil {
-		return err
-	}
-
-	ctx, stop := interruptible()
-	defer stop()
-	started := time.Now()
-	logf := progressLog(started)
-
-	lock, err := claimHost(ctx, logf)
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
-	logsBefore, err := podLogEntries()
-	if err != nil {
-		return err
-	}
-	root, err := makeDataRoot(opts.dataRoot)
-	if err != nil {
-		return err
-	}
-	srv := defaultServerSizes(opts.quick)
-	b := &addonsBench{
-		nodes: &serverNodes{ketchBin: opts.ketchBin, killall: opts.killall, root: root,
-			readyTimeout: srv.readyTimeout, stopTimeout: srv.stopTimeout, logf: logf},
-		sizes: defaultAddonsSizes(opts.quick), logf: logf, logsBefore: logsBefore,
-	}
-	defer func() {
-		// Whatever happened: stop the server, clean up after every node, and check the host.
-		if cerr := b.cleanup(); cerr != nil {
-			err = errors.Join(err, cerr)
+func runAddons(args []string) error {
+	return runNodeBench("addons", args, func(ctx context.Context, nb *nodeBench) (string, error) {
+		logsBefore, err := podLogEntries()
+		if err != nil {
+			return "", err
 		}
-		if err == nil {
-			os.RemoveAll(root)
-		} else {
-			logf("kept %s (server output and logs)", root)
+		b := &addonsBench{nodes: nb.nodes, sizes: defaultAddonsSizes(nb.opts.quick), logf: nb.logf, logsBefore: logsBefore}
+		nb.cleanup = b.cleanup
+		res, err := b.run(ctx)
+		if err != nil {
+			return "", err
 		}
-	}()
-	machine := report.DescribeMachine(root, opts.ketchBin)
-
-	res, err := b.run(ctx)
-	if ctx.Err() != nil {
-		return errors.New("interrupted; the server was stopped and the host cleaned up")
-	}
-	if err != nil {
-		return err
-	}
-	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
-		return err
-	}
-	rep := sections.Addons{Quick: opts.quick, Args: opts.args, KetchBin: opts.ketchBin, NodeName: benchNodeName,
-		Runs: b.sizes.runs, Idle: b.sizes.idle, Machine: machine, Result: res, Elapsed: time.Since(started), Date: started}
-	return publish(opts.out, "addons", rep.Section(), rep.Elapsed, logf)
+		rep := sections.Addons{Quick: nb.opts.quick, Args: nb.opts.args, KetchBin: nb.opts.ketchBin, NodeName: benchNodeName,
+			Runs: b.sizes.runs, Idle: b.sizes.idle, Machine: nb.machine, Result: res, Elapsed: time.Since(nb.started), Date: nb.started}
+		return rep.Section(), nil
+	})
 }
 
 // addonsBench runs its nodes with serverNodes, which also cleans up after them.

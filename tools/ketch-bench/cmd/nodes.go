@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ketch-k8s/ketch/internal/bench/report"
 	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/tools/ketch-bench/sections"
 )
@@ -120,4 +121,70 @@ func (s *serverNodes) cleanup() error {
 		n.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// nodeBench is what the server and addons benches share around their measurements.
+type nodeBench struct {
+	opts    serverOptions
+	nodes   *serverNodes
+	logf    func(string, ...any)
+	started time.Time
+	machine report.Machine
+	// cleanup runs when the bench ends, whatever happened: it stops the node and cleans up after
+	// every node (a bench may add to it).
+	cleanup func() error
+}
+
+// runNodeBench checks the binary and killall, claims the host, makes the data root and the
+// nodes, and runs measure. It publishes the section measure returns as the markdown section
+// name, and cleans up whatever happened; the data root is kept for a look when the bench failed.
+func runNodeBench(name string, args []string, measure func(ctx context.Context, b *nodeBench) (section string, err error)) (err error) {
+	opts, err := parseServerOptions(name, args)
+	if err != nil {
+		return err
+	}
+	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
+	if err != nil {
+		return err
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	started := time.Now()
+	logf := progressLog(started)
+	lock, err := claimHost(ctx, logf)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	root, err := makeDataRoot(opts.dataRoot)
+	if err != nil {
+		return err
+	}
+	sz := defaultServerSizes(opts.quick)
+	b := &nodeBench{opts: opts, logf: logf, started: started, nodes: &serverNodes{ketchBin: opts.ketchBin, killall: opts.killall,
+		root: root, readyTimeout: sz.readyTimeout, stopTimeout: sz.stopTimeout, logf: logf}}
+	b.cleanup = b.nodes.cleanup
+	defer func() {
+		if cerr := b.cleanup(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		if err == nil {
+			os.RemoveAll(root)
+		} else {
+			logf("kept %s (server output and logs)", root)
+		}
+	}()
+	b.machine = report.DescribeMachine(root, opts.ketchBin)
+
+	section, err := measure(ctx, b)
+	if ctx.Err() != nil {
+		return errors.New("interrupted; the server was stopped and the host cleaned up")
+	}
+	if err != nil {
+		return err
+	}
+	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
+		return err
+	}
+	return publish(opts.out, name, section, time.Since(started), logf)
 }

@@ -3,7 +3,6 @@ package cmd
 import (
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -76,59 +75,18 @@ func defaultServerSizes(quick bool) serverSizes {
 	return s
 }
 
-func runServer(args []string) (err error) {
-	opts, err := parseServerOptions("server", args)
-	if err != nil {
-		return err
-	}
-	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
-	if err != nil {
-		return err
-	}
-	ctx, stop := interruptible()
-	defer stop()
-	started := time.Now()
-	logf := progressLog(started)
-	lock, err := claimHost(ctx, logf)
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
-
-	root, err := makeDataRoot(opts.dataRoot)
-	if err != nil {
-		return err
-	}
-	sz := defaultServerSizes(opts.quick)
-	nodes := &serverNodes{ketchBin: opts.ketchBin, killall: opts.killall, root: root,
-		readyTimeout: sz.readyTimeout, stopTimeout: sz.stopTimeout, logf: logf}
-	defer func() {
-		// Whatever happened: stop the server, clean up after every node, and check the host.
-		if cerr := nodes.cleanup(); cerr != nil {
-			err = errors.Join(err, cerr)
+func runServer(args []string) error {
+	return runNodeBench("server", args, func(ctx context.Context, b *nodeBench) (string, error) {
+		sz := defaultServerSizes(b.opts.quick)
+		res, err := serverRun(ctx, b.nodes, sz)
+		if err != nil {
+			return "", err
 		}
-		if err == nil {
-			os.RemoveAll(root)
-		} else {
-			logf("kept %s (server output and logs)", root)
-		}
-	}()
-	machine := report.DescribeMachine(root, opts.ketchBin)
-
-	res, err := serverRun(ctx, nodes, sz)
-	if ctx.Err() != nil {
-		return errors.New("interrupted; the server was stopped and the host cleaned up")
-	}
-	if err != nil {
-		return err
-	}
-	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
-		return err
-	}
-	rep := sections.Server{Quick: opts.quick, Args: opts.args, KetchBin: opts.ketchBin, NodeName: benchNodeName,
-		ColdRuns: sz.coldRuns, WarmRuns: sz.warmRuns, Idle: sz.idle, Machine: machine, Result: res,
-		Elapsed: time.Since(started), Date: started}
-	return publish(opts.out, "server", rep.Section(), rep.Elapsed, logf)
+		rep := sections.Server{Quick: b.opts.quick, Args: b.opts.args, KetchBin: b.opts.ketchBin, NodeName: benchNodeName,
+			ColdRuns: sz.coldRuns, WarmRuns: sz.warmRuns, Idle: sz.idle, Machine: b.machine, Result: res,
+			Elapsed: time.Since(b.started), Date: b.started}
+		return rep.Section(), nil
+	})
 }
 
 // serverRun starts the nodes: cold, then warm; the last warm node idles for the memory sample
