@@ -40,8 +40,7 @@ func TestAgentBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			config := filepath.Join(t.TempDir(), "config.yaml")
-			os.WriteFile(config, nil, 0o644)
+			config := emptyConfig(t)
 			args := append([]string{"agent", "--data-dir", dataDir, "--run-dir", filepath.Join(t.TempDir(), "run"), "--config", config, "--node-name", "test-node"}, tc.args...)
 			cmd := exec.Command(bin, args...)
 			cmd.Env = append(os.Environ(), "KETCH_TOKEN=", "KETCH_URL=", "KETCH_TOKEN_FILE=")
@@ -71,8 +70,7 @@ func TestAgentRunDirInUse(t *testing.T) {
 	hash := strings.Repeat("ab", 32)
 	dataDir, runDir := t.TempDir(), t.TempDir()
 	pid := holdLock(t, runDir)
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	os.WriteFile(config, nil, 0o644)
+	config := emptyConfig(t)
 	cmd := exec.Command(testutil.KetchBinary(t), "agent", "--data-dir", dataDir, "--run-dir", runDir, "--config", config,
 		"--node-name", "test-node", "--node-ip", "192.0.2.10", "--server", "https://192.0.2.1:6443", "--token", "K10"+hash+"::server:secret-123")
 	out, err := cmd.CombinedOutput()

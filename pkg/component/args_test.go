@@ -1,8 +1,14 @@
 package component
 
 import (
+	"bytes"
+	"flag"
+	"os"
 	"slices"
+	"strings"
 	"testing"
+
+	"k8s.io/klog/v2"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -50,5 +56,22 @@ func TestLookup(t *testing.T) {
 		if got := Lookup(tc.overrides, tc.flag, tc.def); got != tc.want {
 			t.Errorf("Lookup(%q, %s, %s) = %q, want %q", tc.overrides, tc.flag, tc.def, got, tc.want)
 		}
+	}
+}
+
+// TestCommandLineIsLogged: the final command line shows at verbosity 1 (with --debug), so that
+// users see what runs.
+func TestCommandLineIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	fs.Set("logtostderr", "false")
+	fs.Set("v", "1")
+	klog.SetOutput(&buf)
+	defer func() { fs.Set("v", "0"); fs.Set("logtostderr", "true"); klog.SetOutput(os.Stderr) }()
+	CommandLine("kube-scheduler", map[string]string{"profiling": "false"}, []string{"v=2"})
+	klog.Flush()
+	if out := buf.String(); !strings.Contains(out, `"Component command line" component="kube-scheduler" args=["--profiling=false","--v=2"]`) {
+		t.Errorf("log:\n%s", out)
 	}
 }

@@ -47,8 +47,11 @@ func (n *Node) Paths() Paths { return Paths{DataDir: n.DataDir, RunDir: n.RunDir
 const DebugVerbosity = 2
 
 // Verbosity is the klog verbosity the node's logs are written at.
-func (n *Node) Verbosity() int {
-	if n.Debug {
+func (n *Node) Verbosity() int { return Verbosity(n.Debug) }
+
+// Verbosity is the klog verbosity of every ketch command: DebugVerbosity with --debug, else 0.
+func Verbosity(debug bool) int {
+	if debug {
 		return DebugVerbosity
 	}
 	return 0

@@ -120,7 +120,6 @@ type Node struct {
 	stepSince    time.Time
 	started      bool
 	stopped      bool // stages made from now on stop at once
-	failure      error
 	client       kubernetes.Interface
 	nodeName     string
 	heartbeat    time.Time
@@ -230,7 +229,7 @@ func (n *Node) Watch(s *Stage, c *component.Component) {
 		case <-s.ctx.Done():
 		case <-n.base.Done():
 		case <-time.After(signalRace):
-			n.failed(c.Stopped())
+			n.fail(c.Stopped()) // the first failure is the cause the node stops with
 		}
 	})
 }
@@ -238,15 +237,6 @@ func (n *Node) Watch(s *Stage, c *component.Component) {
 // OnStop runs fn when the stage stops, after its components (for what is not a component, such
 // as containerd's client).
 func (s *Stage) OnStop(fn func()) { s.onStop = append(s.onStop, fn) }
-
-func (n *Node) failed(err error) {
-	n.mu.Lock()
-	if n.failure == nil {
-		n.failure = err
-	}
-	n.mu.Unlock()
-	n.fail(err)
-}
 
 // run runs start, waits for the node, and watches the components until the node must stop.
 func (n *Node) run(start func(context.Context, *Node) error) error {
@@ -279,7 +269,7 @@ func (n *Node) run(start func(context.Context, *Node) error) error {
 	deadline := time.Now().Add(stopTimeout)
 
 	n.mu.Lock()
-	started, failure := n.started, n.failure
+	started := n.started
 	n.mu.Unlock()
 	switch {
 	case n.base.Err() != nil:
@@ -290,10 +280,8 @@ func (n *Node) run(start func(context.Context, *Node) error) error {
 			step, _ := n.currentStep()
 			n.con.Printf("stopping before the node started (it was waiting for %s)", step)
 		}
-	case failure != nil:
-		err = failure
-	case err == nil:
-		err = errors.New("stopped for no reason") // unreachable: runCtx ends only by base or failure
+	case runCtx.Err() != nil:
+		err = context.Cause(runCtx) // a component failed
 	}
 	n.stop(deadline)
 	fail(nil)

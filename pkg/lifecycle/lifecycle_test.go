@@ -60,6 +60,13 @@ func frame(t *testing.T, start func(context.Context, *Node) error) (run func() e
 	return func() error { return n.run(start) }, cancel, out
 }
 
+// goRun runs run in a goroutine and delivers its result.
+func goRun(run func() error) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- run() }()
+	return errc
+}
+
 // shorten makes the frame's timings fit a unit test.
 func shorten(t *testing.T) {
 	saved := []time.Duration{stopTimeout, startupStopGrace, stillWaitingAfter, signalRace, stageGrace}
@@ -102,8 +109,7 @@ func TestStagedStop(t *testing.T) {
 		<-ctx.Done()
 		return context.Cause(ctx)
 	})
-	errc := make(chan error, 1)
-	go func() { errc <- run() }()
+	errc := goRun(run)
 	<-started
 	stop()
 	if err := <-errc; err != nil {
@@ -193,8 +199,7 @@ func TestStartupIgnoringTheStop(t *testing.T) {
 		<-release
 		return nil
 	})
-	errc := make(chan error, 1)
-	go func() { errc <- run() }()
+	errc := goRun(run)
 	<-started
 	begin := time.Now()
 	stop()
@@ -236,8 +241,7 @@ func TestStopDeadline(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	})
-	errc := make(chan error, 1)
-	go func() { errc <- run() }()
+	errc := goRun(run)
 	<-started
 	stop()
 	select {
@@ -260,8 +264,7 @@ func TestStillWaiting(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	})
-	errc := make(chan error, 1)
-	go func() { errc <- run() }()
+	errc := goRun(run)
 	<-started
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), "ketch: still waiting for the server at https://192.0.2.1:6443 (") {

@@ -38,8 +38,7 @@ func TestWaitsForTheNode(t *testing.T) {
 		n.OnReady(func() { ev.add("ready hook") })
 		return nil
 	})
-	errc := make(chan error, 1)
-	go func() { errc <- run() }()
+	errc := goRun(run)
 
 	// The old Ready condition does not count.
 	waitFor(t, out, "ketch: node registered")

@@ -45,11 +45,7 @@ func datastoreCommand() *cli.Command {
 			},
 		}},
 		Action: func(c *cli.Context) error {
-			verbosity := 0
-			if debug {
-				verbosity = config.DebugVerbosity
-			}
-			console.SetupLogging(verbosity)
+			console.SetupLogging(config.Verbosity(debug))
 			if len(cfg.ListenClientURLs) == 0 {
 				cfg.ListenClientURLs = []string{"http://127.0.0.1:2379"}
 			}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // BeginMarker and EndMarker enclose the section of the benchmark called name.
@@ -71,6 +72,13 @@ func WriteSection(path, name, section string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// RunLines are the lines every section starts its notes with: the command that made it, and
+// when.
+func RunLines(subcommand string, args []string, date time.Time, elapsed time.Duration) string {
+	return fmt.Sprintf("- Command: `%s`\n- Date: %s (the run took %s)\n", CommandLine(subcommand, args),
+		date.UTC().Format("2006-01-02 15:04 MST"), elapsed.Round(time.Second))
 }
 
 // CommandLine reproduces a subcommand's invocation for the report; under `go run` the binary is

@@ -262,9 +262,14 @@ func (n *node) writeCNIConfig() {
 // start starts containerd and fails the test with the tail of its log if it does not come up.
 func (n *node) start(ctx context.Context) *Containerd {
 	n.t.Helper()
+	path := os.Getenv("PATH")
 	c, err := Start(ctx, n.config())
 	if err != nil {
 		n.t.Fatalf("Start: %v\n%s", err, n.logTail())
+	}
+	// The shim is named by runtime_path: nothing else in the process may find PATH changed.
+	if got := os.Getenv("PATH"); got != path {
+		n.t.Errorf("PATH changed by Start: %q, was %q", got, path)
 	}
 	return c
 }

@@ -80,8 +80,7 @@ func (r Addons) Section() string {
 	if r.Quick {
 		fmt.Fprintf(&b, "**Quick smoke run (`--quick`): %s, %.0f s idle; the numbers are not representative.**\n\n", report.Plural(r.Runs, "cold start"), r.Idle.Seconds())
 	}
-	fmt.Fprintf(&b, "- Command: `%s`\n", report.CommandLine("addons", r.Args))
-	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
+	b.WriteString(report.RunLines("addons", r.Args, r.Date, r.Elapsed))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s; load average %s when the run started, %s when it ended\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.Filesystem, m.GoVersion, res.Load, res.LoadEnd)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n\n", r.KetchBin, m.KetchBin)
 

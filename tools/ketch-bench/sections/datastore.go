@@ -107,8 +107,7 @@ func (r Datastore) Section() string {
 		b.WriteString("**Quick smoke run (`--quick`): counts are reduced and the numbers are not representative.**\n\n")
 	}
 	m := r.Machine
-	fmt.Fprintf(&b, "- Command: `%s`\n", report.CommandLine("datastore", r.Args))
-	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
+	b.WriteString(report.RunLines("datastore", r.Args, r.Date, r.Elapsed))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.Filesystem, m.GoVersion)
 	fmt.Fprintf(&b, "- etcd: %s, embedded (`go.etcd.io/etcd/server/v3/embed`) in its own process, single member, default settings (fsync on)\n", m.EtcdVersion)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n", r.KetchBin, m.KetchBin)

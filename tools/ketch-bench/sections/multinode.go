@@ -77,8 +77,7 @@ func (r Multinode) Section() string {
 		fmt.Fprintf(&b, "**Quick smoke run (`--quick`): %s and %s, %.0f s idle, %s of %d s; the numbers are not representative.**\n\n",
 			report.Plural(r.ColdRuns, "cold start"), report.Plural(r.WarmRuns, "warm start"), r.Idle.Seconds(), report.Plural(r.StreamRuns, "stream"), r.StreamSecs)
 	}
-	fmt.Fprintf(&b, "- Command: `%s`\n", report.CommandLine("multinode", r.Args))
-	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
+	b.WriteString(report.RunLines("multinode", r.Args, r.Date, r.Elapsed))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dirs on %s; %s; load average %s when the run started, %s when it ended\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.Filesystem, m.GoVersion, res.Load, res.LoadEnd)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n", r.KetchBin, m.KetchBin)
 	var ups []string

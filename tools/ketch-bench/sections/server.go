@@ -111,8 +111,7 @@ func (r Server) Section() string {
 	if r.Quick {
 		fmt.Fprintf(&b, "**Quick smoke run (`--quick`): %d cold and %d warm starts, %s idle; the numbers are not representative.**\n\n", r.ColdRuns, r.WarmRuns, r.Idle)
 	}
-	fmt.Fprintf(&b, "- Command: `%s`\n", report.CommandLine("server", r.Args))
-	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
+	b.WriteString(report.RunLines("server", r.Args, r.Date, r.Elapsed))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; data dir on %s; %s; load average %s when the run started\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.Filesystem, m.GoVersion, res.Load)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n\n", r.KetchBin, m.KetchBin)
 
