@@ -49,3 +49,14 @@ func SpreadOf(d []time.Duration) Spread {
 	p := Percentiles(slices.Clone(d), 0.5, 1)
 	return Spread{Med: p[0], Min: slices.Min(d), Max: p[1], N: len(d)}
 }
+
+// SpreadBy is the spread of f over items, leaving out the items for which f reports no value.
+func SpreadBy[T any](items []T, f func(T) (time.Duration, bool)) Spread {
+	var d []time.Duration
+	for _, it := range items {
+		if v, ok := f(it); ok {
+			d = append(d, v)
+		}
+	}
+	return SpreadOf(d)
+}

@@ -63,12 +63,9 @@ type Addons struct {
 	Date     time.Time
 }
 
+// runsSpread is the spread of f over every run.
 func runsSpread(runs []AddonsRun, f func(AddonsRun) time.Duration) stats.Spread {
-	var d []time.Duration
-	for _, r := range runs {
-		d = append(d, f(r))
-	}
-	return stats.SpreadOf(d)
+	return stats.SpreadBy(runs, func(r AddonsRun) (time.Duration, bool) { return f(r), true })
 }
 
 // Section is the markdown that goes between the addons markers.

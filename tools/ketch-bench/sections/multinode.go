@@ -46,16 +46,6 @@ type Multinode struct {
 	Date                    time.Time
 }
 
-func startSpread(runs []agentstart.Start, f func(agentstart.Start) (time.Duration, bool)) stats.Spread {
-	var d []time.Duration
-	for _, r := range runs {
-		if v, ok := f(r); ok {
-			d = append(d, v)
-		}
-	}
-	return stats.SpreadOf(d)
-}
-
 func readyOf(r agentstart.Start) (time.Duration, bool) { return r.Ready, r.Ready > 0 }
 
 func (r Multinode) net(backend string) (podnet.Result, bool) {
@@ -89,7 +79,7 @@ func (r Multinode) Section() string {
 	fmt.Fprintf(&b, "- Clusters: `scripts/ketch-cluster.sh up --nodes %d --wait -- --flannel-backend B`, one server and two agents, each node in its own network namespace on this one machine; all of them share its %d cores. `up` until all nodes Ready: %s.\n\n", r.Nodes, m.Cores, strings.Join(ups, ", "))
 
 	agent := res.Agent
-	cold, warm := startSpread(agent.Cold, readyOf), startSpread(agent.Warm, readyOf)
+	cold, warm := stats.SpreadBy(agent.Cold, readyOf), stats.SpreadBy(agent.Warm, readyOf)
 	mem := agent.Idle.Total()
 	b.WriteString("| measurement | result | target | |\n")
 	b.WriteString("| --- | ---: | ---: | --- |\n")
@@ -129,15 +119,15 @@ func (r Multinode) Section() string {
 			ph, ok := r.Phase(p)
 			return ph.Printed, ok
 		}
-		fmt.Fprintf(&b, "| agent's own clock: %s | %s | %s |\n", p, report.Spread(startSpread(agent.Cold, f)), report.Spread(startSpread(agent.Warm, f)))
+		fmt.Fprintf(&b, "| agent's own clock: %s | %s | %s |\n", p, report.Spread(stats.SpreadBy(agent.Cold, f)), report.Spread(stats.SpreadBy(agent.Warm, f)))
 	}
 	fmt.Fprintf(&b, "| API shows the Node Ready (this run's heartbeat) | %s | %s |\n", report.Spread(cold), report.Spread(warm))
-	fmt.Fprintf(&b, "| API shows the node's Lease renewed by this run | — | %s |\n", report.Spread(startSpread(agent.Warm, func(r agentstart.Start) (time.Duration, bool) { return r.Lease, r.Lease > 0 })))
+	fmt.Fprintf(&b, "| API shows the node's Lease renewed by this run | — | %s |\n", report.Spread(stats.SpreadBy(agent.Warm, func(r agentstart.Start) (time.Duration, bool) { return r.Lease, r.Lease > 0 })))
 	stopOf := func(r agentstart.Start) (time.Duration, bool) { return r.Stop, r.Stop > 0 }
 	fmt.Fprintf(&b, "| before the start: `ketch-cluster.sh stop` (SIGTERM → exit) | %s | %s |\n",
-		report.Spread(startSpread(agent.Cold, stopOf)), report.Spread(startSpread(agent.Warm, stopOf)))
+		report.Spread(stats.SpreadBy(agent.Cold, stopOf)), report.Spread(stats.SpreadBy(agent.Warm, stopOf)))
 	fmt.Fprintf(&b, "| before the start: ketch-killall.sh, Node deleted, data dir removed | %s | — |\n",
-		report.Spread(startSpread(agent.Cold, func(r agentstart.Start) (time.Duration, bool) { return r.Clean, r.Clean > 0 })))
+		report.Spread(stats.SpreadBy(agent.Cold, func(r agentstart.Start) (time.Duration, bool) { return r.Clean, r.Clean > 0 })))
 	fmt.Fprintf(&b, "\nEach run's node Ready: cold %s; warm %s.\n", agentRunList(agent.Cold), agentRunList(agent.Warm))
 
 	idle := agent.Idle

@@ -65,13 +65,10 @@ type Server struct {
 
 // phaseSpread is one phase's time from exec over runs.
 func phaseSpread(runs []StartRun, name string) stats.Spread {
-	var d []time.Duration
-	for _, r := range runs {
-		if p, ok := r.Phase(name); ok {
-			d = append(d, p.Observed)
-		}
-	}
-	return stats.SpreadOf(d)
+	return stats.SpreadBy(runs, func(r StartRun) (time.Duration, bool) {
+		p, ok := r.Phase(name)
+		return p.Observed, ok
+	})
 }
 
 // execOffset is, per run, how long after exec the server's own clock starts (the Go runtime
@@ -92,14 +89,9 @@ func execOffset(runs []StartRun) stats.Spread {
 	return stats.SpreadOf(d)
 }
 
+// stopSpread is SIGTERM → exit over the runs that were stopped.
 func stopSpread(runs []StartRun) stats.Spread {
-	var d []time.Duration
-	for _, r := range runs {
-		if r.Stop > 0 {
-			d = append(d, r.Stop)
-		}
-	}
-	return stats.SpreadOf(d)
+	return stats.SpreadBy(runs, func(r StartRun) (time.Duration, bool) { return r.Stop, r.Stop > 0 })
 }
 
 // Section is the markdown that goes between the server markers.
