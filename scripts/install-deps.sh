@@ -45,9 +45,12 @@ go version >/dev/null || die "go does not run"
 
 # Building: runc is linked statically with libseccomp. Running: iptables and conntrack for
 # kube-proxy and the CNI plugins. Testing: tmpfs and FUSE mounts (util-linux's mount; the
-# kernel's /dev/fuse), busybox-static for test images, and Debian's containerd for the image
-# import tests, which use it as a daemon independent of ketch's own.
-apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc
+# kernel's /dev/fuse), busybox-static for test images, Debian's containerd for the image
+# import tests, which use it as a daemon independent of ketch's own, and for the installer's
+# tests Docker (hosts with systemd or OpenRC as PID 1), debootstrap (their root file systems),
+# and shellcheck, dash and busybox (install.sh and the scripts are POSIX sh).
+apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc \
+  docker.io debootstrap shellcheck dash
 [[ -e /dev/fuse ]] || echo "install-deps: note: /dev/fuse is missing; the failed-fsync test will be skipped" >&2
 
 cd "$repo"

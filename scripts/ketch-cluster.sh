@@ -12,7 +12,7 @@ set -euo pipefail
 
 prog=${0##*/}
 script_dir=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
-killall_script="$script_dir/ketch-killall.sh"
+killall_script="$script_dir/../package/ketch-killall.sh"
 
 usage() {
   cat <<EOF
@@ -454,7 +454,7 @@ cmd_down() {
     local -a enter=(unshare --net)
     [[ -e $ns ]] && enter=(nsenter "--net=$ns")
     KETCH_DATA_DIR="$(node_dir "$i")/data" KETCH_RUN_DIR="$(node_run_dir "$i")" \
-      "${enter[@]}" bash "$killall_script" >&2 || say "ketch-killall for $(node_name "$i") failed; continuing"
+      "${enter[@]}" sh "$killall_script" >&2 || say "ketch-killall for $(node_name "$i") failed; continuing"
     if [[ -e $ns ]]; then ip netns delete "$(node_name "$i")" || say "could not delete netns $(node_name "$i")"; fi
     # Normally gone with the namespace's end of the pair; not if something still holds the namespace.
     if ip link show "$(node_veth "$i")" >/dev/null 2>&1; then ip link delete "$(node_veth "$i")" || true; fi

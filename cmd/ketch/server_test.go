@@ -349,7 +349,7 @@ func TestServerStopsDuringStartup(t *testing.T) {
 			}
 			t.Cleanup(func() {
 				s.Stop(time.Second)
-				if err := harness.Killall(context.Background(), filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"), cfg.DataDir, cfg.RunDir); err != nil {
+				if err := harness.Killall(context.Background(), filepath.Join(testutil.RepoRoot(), "package", "ketch-killall.sh"), cfg.DataDir, cfg.RunDir); err != nil {
 					t.Error(err)
 				}
 				s.Close()

@@ -159,7 +159,7 @@ func (s *server) cleanup() {
 	s.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := harness.Killall(ctx, filepath.Join(testutil.RepoRoot(), "scripts", "ketch-killall.sh"), s.dataDir, s.runDir); err != nil {
+	if err := harness.Killall(ctx, filepath.Join(testutil.RepoRoot(), "package", "ketch-killall.sh"), s.dataDir, s.runDir); err != nil {
 		t.Errorf("ketch-killall.sh: %v", err)
 	}
 	// The node's processes are gone: nothing writes to the servers' output any more.

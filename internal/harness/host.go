@@ -38,10 +38,10 @@ func HostFree() error {
 		l.Close()
 	}
 	if _, err := net.InterfaceByName("cni0"); err == nil {
-		return errors.New("link cni0 exists: another ketch node runs on this host or one was not cleaned up (scripts/ketch-killall.sh)")
+		return errors.New("link cni0 exists: another ketch node runs on this host or one was not cleaned up (package/ketch-killall.sh)")
 	}
 	if chains := PodNetworkChains(); len(chains) > 0 {
-		return fmt.Errorf("iptables chains %s exist: another node runs on this host or one was not cleaned up (scripts/ketch-killall.sh)", strings.Join(chains, ", "))
+		return fmt.Errorf("iptables chains %s exist: another node runs on this host or one was not cleaned up (package/ketch-killall.sh)", strings.Join(chains, ", "))
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (k Ketch) ImportImage(ctx context.Context, socket, tarball string) error {
 	return nil
 }
 
-// Killall runs scripts/ketch-killall.sh (script) for one node's dirs: it stops whatever of the
+// Killall runs package/ketch-killall.sh (script) for one node's dirs: it stops whatever of the
 // node still runs and removes its mounts, pod networks and iptables chains.
 func Killall(ctx context.Context, script, dataDir, runDir string) error {
 	cmd := exec.CommandContext(ctx, script)

@@ -60,6 +60,8 @@ type Role struct {
 // starts.
 func Run(ctx context.Context, cfg *config.Node, role Role) (err error) {
 	start := time.Now()
+	// Before anything runs: the kubelet would otherwise tell systemd the node is up (notify.go).
+	notify := takeNotifySocket()
 	host, err := hostcheck.Check()
 	if err != nil {
 		return err
@@ -89,7 +91,7 @@ func Run(ctx context.Context, cfg *config.Node, role Role) (err error) {
 	for _, msg := range host.Messages {
 		con.Printf("%s", msg)
 	}
-	return newNode(ctx, host, con).run(role.Start)
+	return newNode(ctx, host, con, notify).run(role.Start)
 }
 
 // lockDir takes a dir's lock file, with an error that says what to do when another ketch holds it.
@@ -110,7 +112,10 @@ type Node struct {
 	base context.Context // the process's context: it ends when the user stops the node
 	host *hostcheck.Host
 	con  *console.Console
-	fail context.CancelCauseFunc
+	// notify tells the service manager, if one listens, what start-up does and when the node
+	// is Ready (systemd's Type=notify).
+	notify notifier
+	fail   context.CancelCauseFunc
 	// watchers are the frame's own goroutines, which run returns only after.
 	watchers sync.WaitGroup
 
@@ -128,8 +133,8 @@ type Node struct {
 	onReady      []func()
 }
 
-func newNode(ctx context.Context, host *hostcheck.Host, con *console.Console) *Node {
-	return &Node{base: ctx, host: host, con: con, startedAt: time.Now(), stepSince: time.Now(), step: "the start-up to begin"}
+func newNode(ctx context.Context, host *hostcheck.Host, con *console.Console, notify notifier) *Node {
+	return &Node{base: ctx, host: host, con: con, notify: notify, startedAt: time.Now(), stepSince: time.Now(), step: "the start-up to begin"}
 }
 
 // Host is what the host check found.
@@ -139,14 +144,18 @@ func (n *Node) Host() *hostcheck.Host { return n.host }
 func (n *Node) Printf(format string, a ...any) { n.con.Printf(format, a...) }
 
 // Phase prints a start-up phase that is done, with the time since start.
-func (n *Node) Phase(format string, a ...any) { n.con.Phase(format, a...) }
+func (n *Node) Phase(format string, a ...any) {
+	n.con.Phase(format, a...)
+	n.notify.send(status(fmt.Sprintf(format, a...)))
+}
 
 // Waiting names what start-up waits for now: the console says it when the step takes long or
 // when the node is stopped before it is done.
 func (n *Node) Waiting(what string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.step, n.stepSince = what, time.Now()
+	n.mu.Unlock()
+	n.notify.send(status("waiting for " + what))
 }
 
 func (n *Node) currentStep() (string, time.Duration) {
@@ -274,6 +283,7 @@ func (n *Node) run(start func(context.Context, *Node) error) error {
 	switch {
 	case n.base.Err() != nil:
 		err = nil // the user's stop
+		n.notify.send("STOPPING=1", status("stopping"))
 		if started {
 			n.con.Printf("stopping")
 		} else {
@@ -315,7 +325,8 @@ func (n *Node) startup(ctx context.Context, start func(context.Context, *Node) e
 	if err := waitNode(ctx, client, name, ReadySince(n.startedAt, heartbeat)); err != nil {
 		return err
 	}
-	n.Phase("node Ready")
+	n.con.Phase("node Ready")
+	n.notify.send("READY=1", status("node "+name+" Ready"))
 	for _, fn := range onReady {
 		fn()
 	}

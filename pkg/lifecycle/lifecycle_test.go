@@ -56,7 +56,7 @@ func frame(t *testing.T, start func(context.Context, *Node) error) (run func() e
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	out = &syncBuffer{}
-	n := newNode(ctx, &hostcheck.Host{}, console.New(out, time.Now()))
+	n := newNode(ctx, &hostcheck.Host{}, console.New(out, time.Now()), takeNotifySocket())
 	return func() error { return n.run(start) }, cancel, out
 }
 

@@ -2,7 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +36,7 @@ func TestWaitsForTheNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	sd := listenNotify(t)
 	ev := &events{}
 	run, stop, out := frame(t, func(ctx context.Context, n *Node) error {
 		n.WatchNode(ctx, api.Client, "node-1")
@@ -48,6 +54,12 @@ func TestWaitsForTheNode(t *testing.T) {
 	}
 	if got := ev.get(); len(got) != 1 || got[0] != "registered hook" {
 		t.Fatalf("hooks before Ready: %q", got)
+	}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		t.Error("NOTIFY_SOCKET is still in the environment, where the kubelet would find it")
+	}
+	if got := sd.messages(); slices.Contains(got, "READY=1") {
+		t.Fatalf("systemd was told READY before the node was Ready: %q", got)
 	}
 	// This run's kubelet reports Ready.
 	node, err = nodes.Get(ctx, "node-1", metav1.GetOptions{})
@@ -71,6 +83,66 @@ func TestWaitsForTheNode(t *testing.T) {
 	if !strings.Contains(out.String(), "ketch: stopping\n") {
 		t.Errorf("no stopping line:\n%s", out)
 	}
+	// What systemctl status shows while starting, then READY once Ready, then STOPPING.
+	want := []string{"STATUS=waiting for node node-1 to register", "STATUS=node registered",
+		"STATUS=waiting for node node-1 to be Ready", "READY=1", "STATUS=node node-1 Ready", "STOPPING=1"}
+	deadline := time.Now().Add(5 * time.Second) // the datagrams are read in the background
+	for !isSubsequence(want, sd.messages()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sd.messages(); !isSubsequence(want, got) {
+		t.Errorf("service manager messages\n%q\nwant in this order\n%q", got, want)
+	}
+}
+
+// notifySocket is a service manager's notification socket, as systemd listens on it for a
+// Type=notify service.
+type notifySocket struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (s *notifySocket) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.msgs)
+}
+
+// listenNotify listens on a notification socket and points NOTIFY_SOCKET at it.
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	s := &notifySocket{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, strings.Split(string(buf[:n]), "\n")...)
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// isSubsequence says whether want appears in got in order, other elements between.
+func isSubsequence(want, got []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
 }
 
 func waitFor(t *testing.T, out *syncBuffer, line string) {

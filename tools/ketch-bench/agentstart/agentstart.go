@@ -37,7 +37,7 @@ type Config struct {
 	Cluster *harness.Cluster
 	Client  kubernetes.Interface // the cluster's, from this machine's namespace
 	Agent   int                  // the node whose agent is measured
-	Killall string               // scripts/ketch-killall.sh, run in the node's namespace
+	Killall string               // package/ketch-killall.sh, run in the node's namespace
 	// ColdRuns and WarmRuns are the starts of each kind, the cold ones first.
 	ColdRuns, WarmRuns int
 	Idle               time.Duration // the agent's last start → idle memory sample

@@ -29,13 +29,13 @@ var addonsCmd = &command{
 	help: `addons: the bundled addons of ketch server: exec to all addon Deployments available (cold
 starts), the addon pods' idle memory, and DNS lookup latency from a pod through the cluster
 DNS. Runs as root, holds /tmp/ketch-host.lock, starts real servers one at a time (the host must
-not run another ketch node) and cleans up after them with scripts/ketch-killall.sh.
+not run another ketch node) and cleans up after them with package/ketch-killall.sh.
 
   --ketch-bin PATH     ketch binary to benchmark (required)
   --out FILE           markdown file whose addons section is replaced
   --quick              2 cold starts instead of 3, 20 s idle instead of 1 min
   --data-root DIR      parent of the scratch data dirs (default /var/tmp; never tmpfs)
-  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
+  --killall PATH       ketch-killall.sh (default package/ketch-killall.sh, here or next to bin/)
 `,
 	run: runAddons,
 }
@@ -89,7 +89,7 @@ func (b *addonsBench) run(ctx context.Context) (sections.AddonsResult, error) {
 		return res, fmt.Errorf("work dir: %w", err)
 	}
 	// Built first: a broken netbench should fail the bench before minutes of start-ups.
-	repo := filepath.Dir(filepath.Dir(b.nodes.killall)) // killall is the repository's scripts/ketch-killall.sh
+	repo := filepath.Dir(filepath.Dir(b.nodes.killall)) // killall is the repository's package/ketch-killall.sh
 	tarball, err := podnet.BuildImage(ctx, repo, b.work, b.logf)
 	if err != nil {
 		return res, err

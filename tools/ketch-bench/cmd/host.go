@@ -68,18 +68,18 @@ func claimHost(ctx context.Context, logf func(string, ...any)) (*lockfile.Lock, 
 	return lock, nil
 }
 
-// findKillall locates scripts/ketch-killall.sh: as given, else in the working directory (the
+// findKillall locates package/ketch-killall.sh: as given, else in the working directory (the
 // repository, under go run or make), else next to the binary's directory (bin/../scripts).
 func findKillall(given, ketchBin string) (string, error) {
 	candidates := []string{given}
 	if given == "" {
-		candidates = []string{filepath.Join("scripts", "ketch-killall.sh"),
-			filepath.Join(filepath.Dir(filepath.Dir(ketchBin)), "scripts", "ketch-killall.sh")}
+		candidates = []string{filepath.Join("package", "ketch-killall.sh"),
+			filepath.Join(filepath.Dir(filepath.Dir(ketchBin)), "package", "ketch-killall.sh")}
 	}
 	for _, c := range candidates {
 		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return filepath.Abs(c)
 		}
 	}
-	return "", fmt.Errorf("scripts/ketch-killall.sh not found (tried %s); run from the repository or pass --killall", strings.Join(candidates, ", "))
+	return "", fmt.Errorf("package/ketch-killall.sh not found (tried %s); run from the repository or pass --killall", strings.Join(candidates, ", "))
 }

@@ -37,7 +37,7 @@ every cluster down at the end.
   --out FILE           markdown file whose multinode section is replaced
   --quick              1 cold and 1 warm start, 15 s idle, one 3 s stream per path
   --script PATH        ketch-cluster.sh (default: next to ketch-killall.sh)
-  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
+  --killall PATH       ketch-killall.sh (default package/ketch-killall.sh, here or next to bin/)
 `,
 	run: runMultinode,
 }
@@ -47,7 +47,7 @@ type multinodeOptions struct {
 	out      string
 	quick    bool
 	script   string // scripts/ketch-cluster.sh
-	killall  string // scripts/ketch-killall.sh
+	killall  string // package/ketch-killall.sh
 	args     []string
 }
 

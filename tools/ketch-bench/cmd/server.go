@@ -23,13 +23,13 @@ var serverCmd = &command{
 	help: `server: measures ketch server as a user sees it: binary size, exec to node Ready (cold and
 warm), idle memory of the whole node, and pod start-up latency. Runs as root, starts real
 servers (one at a time; the host must not run another ketch node) and cleans up after them
-with scripts/ketch-killall.sh.
+with package/ketch-killall.sh.
 
   --ketch-bin PATH     ketch binary to benchmark (required)
   --out FILE           markdown file whose server section is replaced
   --quick              2 cold and 2 warm starts instead of 3 and 3, 30 s idle instead of 2 min
   --data-root DIR      parent of the scratch data dirs (default /var/tmp; never tmpfs)
-  --killall PATH       ketch-killall.sh (default scripts/ketch-killall.sh, here or next to bin/)
+  --killall PATH       ketch-killall.sh (default package/ketch-killall.sh, here or next to bin/)
 `,
 	run: runServer,
 }
