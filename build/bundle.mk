@@ -19,6 +19,8 @@ BUNDLE_CNI := \
 	github.com/containernetworking/plugins/plugins/main/loopback \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 BUNDLE_SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+# crictl, which `ketch crictl` runs: its main cannot be imported either.
+BUNDLE_CRICTL := sigs.k8s.io/cri-tools/cmd/crictl
 
 # Static PIE where the C library supports it (as runc's own `make static` does), plain static
 # elsewhere.
@@ -33,6 +35,7 @@ BUNDLE_RUNC_TAGS := seccomp urfave_cli_no_docs netgo osusergo
 BUNDLE_CNI_LDFLAGS = -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(shell $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
 
 BUNDLE_SHIM_LDFLAGS = -X github.com/containerd/containerd/v2/version.Version=$(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+BUNDLE_CRICTL_LDFLAGS = -X sigs.k8s.io/cri-tools/pkg/version.Version=$(shell $(GO) list -m -f '{{.Version}}' sigs.k8s.io/cri-tools)
 
 .PHONY: bundle bundle-clean
 
@@ -52,6 +55,8 @@ $(BUNDLE_DIR)/SHA256SUMS: go.mod go.sum build/bundle.mk
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "$(BUNDLE_RUNC_TAGS)" $(BUNDLE_RUNC_LINK) -o "$$tmp/runc" $(BUNDLE_RUNC); \
 	echo "bundle: containerd-shim-runc-v2"; \
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_SHIM_LDFLAGS)" -o "$$tmp/containerd-shim-runc-v2" $(BUNDLE_SHIM); \
+	echo "bundle: crictl"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_CRICTL_LDFLAGS)" -o "$$tmp/crictl" $(BUNDLE_CRICTL); \
 	for pkg in $(BUNDLE_CNI); do \
 		echo "bundle: $$(basename $$pkg)"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(BUNDLE_CNI_LDFLAGS)" -o "$$tmp/$$(basename $$pkg)" $$pkg; \

@@ -279,6 +279,8 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("crictl", func(t *testing.T) { checkCrictl(t, s, replicas) })
+
 	t.Run("logs", func(t *testing.T) {
 		out := s.kubectl("-n", ns, "logs", replicas[0])
 		if !strings.Contains(out, "listening on :8080") || !strings.Contains(out, "request GET /") {
@@ -435,6 +437,96 @@ func TestServer(t *testing.T) {
 
 	// The workloads are left running: the cleanup's ketch-killall.sh must stop them and leave
 	// the host clean.
+}
+
+// checkCrictl runs `ketch crictl` and ketch as `crictl` through a link, as a user of the node
+// would: with the node's dirs in the config file (KETCH_CONFIG_FILE), no endpoint given.
+func checkCrictl(t *testing.T, s *server, replicas []string) {
+	configFor := func(dataDir, runDir string) string {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte("data-dir: "+dataDir+"\nrun-dir: "+runDir+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	run := func(config, bin string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CRI_CONFIG_FILE=") && !strings.HasPrefix(kv, "CONTAINER_RUNTIME_ENDPOINT=") &&
+				!strings.HasPrefix(kv, "IMAGE_SERVICE_ENDPOINT=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "KETCH_CONFIG_FILE="+config)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	node := configFor(s.dataDir, s.runDir)
+	link := filepath.Join(t.TempDir(), "crictl")
+	if err := os.Symlink(s.bin, link); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := run(node, s.bin, "crictl", "pods")
+	if err != nil {
+		t.Fatalf("ketch crictl pods: %v\n%s", err, out)
+	}
+	for _, name := range append([]string{"client"}, replicas...) {
+		if !regexp.MustCompile(`\sReady\s+` + regexp.QuoteMeta(name) + `\s+` + ns + `\s`).MatchString(out) {
+			t.Errorf("ketch crictl pods does not list pod %s as Ready in namespace %s:\n%s", name, ns, out)
+		}
+	}
+	out, err = run(node, s.bin, "crictl", "ps")
+	if err != nil {
+		t.Fatalf("ketch crictl ps: %v\n%s", err, out)
+	}
+	for _, name := range replicas {
+		if !regexp.MustCompile(`\sRunning\s+echo\s+\d+\s+\w+\s+` + regexp.QuoteMeta(name) + `\s+` + ns).MatchString(out) {
+			t.Errorf("ketch crictl ps does not list the running echo container of %s:\n%s", name, out)
+		}
+	}
+	// The crictl.yaml ketch keeps for it, not /etc/crictl.yaml.
+	if _, err := os.Stat(filepath.Join(s.dataDir, "agent", "etc", "crictl.yaml")); err != nil {
+		t.Errorf("ketch crictl's config file: %v", err)
+	}
+
+	// ketch run as crictl, through a link named so.
+	out, err = run(node, link, "version")
+	if err != nil {
+		t.Fatalf("crictl version (a link to ketch): %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^RuntimeName:\s+containerd$`).MatchString(out) || !regexp.MustCompile(`(?m)^RuntimeApiVersion:\s+v1$`).MatchString(out) {
+		t.Errorf("crictl version (a link to ketch):\n%s", out)
+	}
+	out, err = run(node, link, "--version")
+	if err != nil || !strings.HasPrefix(out, "crictl version v1.36.") {
+		t.Errorf("crictl --version (a link to ketch): %v: %q, want crictl version v1.36.x", err, out)
+	}
+
+	// On a data dir where no node has unpacked the runtime bundle, ketch crictl unpacks crictl
+	// itself.
+	fresh := t.TempDir()
+	out, err = run(configFor(fresh, s.runDir), s.bin, "crictl", "pods", "--namespace", ns, "--label", "app=echo", "--state", "ready", "--quiet")
+	if err != nil || len(strings.Fields(out)) != len(replicas) {
+		t.Errorf("ketch crictl pods on a data dir without the bundle: %v: want %d pod IDs:\n%s", err, len(replicas), out)
+	}
+	if crictls, _ := filepath.Glob(filepath.Join(fresh, "data", "*", "bin", "crictl")); len(crictls) != 1 {
+		t.Errorf("ketch crictl did not unpack crictl under %s: %v", fresh, crictls)
+	}
+
+	// Aimed at a run dir where no node runs: a clear error, from ketch crictl and from the link.
+	idle := t.TempDir()
+	for _, bin := range [][]string{{s.bin, "crictl", "ps"}, {link, "ps"}} {
+		out, err := run(configFor(fresh, idle), bin[0], bin[1:]...)
+		socket := filepath.Join(idle, "containerd", "containerd.sock")
+		if err == nil || !strings.Contains(out, "no node is running on run dir "+idle) || !strings.Contains(out, socket) ||
+			!strings.Contains(out, "start the node") {
+			t.Errorf("%s with no node on the run dir: %v, want an error naming %s and saying to start the node:\n%s",
+				strings.Join(bin, " "), err, socket, out)
+		}
+	}
 }
 
 func internalIP(n *corev1.Node) string {

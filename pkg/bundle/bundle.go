@@ -1,6 +1,6 @@
 // Package bundle carries the programs that cannot be linked into the static ketch binary (runc,
-// which needs cgo and libseccomp; the CNI plugins, whose mains cannot be imported; containerd's
-// runc shim, which runs once per pod and must stay small) and unpacks them at start. (The pause
+// which needs cgo and libseccomp; the CNI plugins and crictl, whose mains cannot be imported;
+// containerd's runc shim, which runs once per pod and must stay small) and unpacks them at start. (The pause
 // program is not one of them: it runs only inside the pause image, which pkg/images builds.)
 //
 // build/bundle.mk builds them at the versions pinned in go.mod into bin/ as one zstd-compressed
@@ -41,7 +41,7 @@ const SumsFile = "SHA256SUMS"
 const ArchiveFile = "programs.tar.zst"
 
 // ErrNotBuilt is returned by Unpack when the binary was built without the bundle.
-var ErrNotBuilt = errors.New("built without the runtime bundle (runc, CNI plugins); build with make")
+var ErrNotBuilt = errors.New("built without the runtime bundle (runc, CNI plugins, crictl); build with make")
 
 // Bundle is a set of compressed programs and their checksums.
 type Bundle struct {
@@ -189,6 +189,38 @@ func (b *Bundle) Unpack(dir string) (binDir string, err error) {
 		}
 	}
 	return binDir, nil
+}
+
+// Program returns the path of the named program of the embedded bundle unpacked under dir; see
+// (*Bundle).Program.
+func Program(dir, name string) (string, error) {
+	b, err := Embedded()
+	if err != nil {
+		return "", err
+	}
+	return b.Program(dir, name)
+}
+
+// Program returns the path of the named program in the bundle unpacked under dir (as Unpack
+// returns it), for a command that runs one program of the bundle (ketch crictl). When the node
+// has unpacked the bundle, only that program's checksum is checked; otherwise the whole bundle
+// is unpacked, as the node would.
+func (b *Bundle) Program(dir, name string) (string, error) {
+	sum, ok := b.Sum(name)
+	if !ok {
+		return "", fmt.Errorf("runtime bundle: has no %s (%s lists %s)", name, SumsFile, strings.Join(b.Names(), ", "))
+	}
+	path := filepath.Join(dir, b.hash, "bin", name)
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm() == 0o755 {
+		if ok, _ := hasSum(path, sum); ok {
+			return path, nil
+		}
+	}
+	binDir, err := b.Unpack(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(binDir, name), nil
 }
 
 // extract writes the wanted programs from the archive into binDir.

@@ -248,11 +248,62 @@ func TestSyntheticUnpack(t *testing.T) {
 	checkUnpacked(t, v2, binDir2)
 }
 
+// TestProgram: a program the node unpacked is used as it is; a missing or damaged one, or a
+// bundle not yet unpacked, is unpacked first.
+func TestProgram(t *testing.T) {
+	dir := t.TempDir()
+	b := synthetic(t, map[string]string{"hello": "#!/bin/sh\necho hello\n", "other": "#!/bin/sh\nexit 0\n"})
+	path, err := b.Program(dir, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir := filepath.Join(dir, b.Hash(), "bin")
+	if path != filepath.Join(binDir, "hello") {
+		t.Errorf("path %s, want it in %s", path, binDir)
+	}
+	checkUnpacked(t, b, binDir)
+	if out, err := exec.Command(path).Output(); err != nil || string(out) != "hello\n" {
+		t.Errorf("hello: %q %v", out, err)
+	}
+
+	// Unpacked already: nothing is rewritten.
+	before := inode(t, path)
+	if _, err := b.Program(dir, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if inode(t, path) != before {
+		t.Error("an intact program was rewritten")
+	}
+
+	// Damaged or not executable: unpacked again.
+	if err := os.WriteFile(path, []byte("#!/bin/sh\necho tampered\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(binDir, "other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Program(dir, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	checkUnpacked(t, b, binDir)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Program(dir, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	checkUnpacked(t, b, binDir)
+
+	if _, err := b.Program(dir, "missing"); err == nil || !strings.Contains(err.Error(), "has no missing") {
+		t.Errorf("a program not in the bundle: %v", err)
+	}
+}
+
 // TestUnpack unpacks the real bundle that make built and runs its programs.
 func TestUnpack(t *testing.T) {
 	b := embeddedOrSkip(t)
 	// Exactly these: build/bundle.mk builds nothing else (pause is pkg/images' business).
-	if want := []string{"bridge", "containerd-shim-runc-v2", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
+	if want := []string{"bridge", "containerd-shim-runc-v2", "crictl", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
 		t.Errorf("bundle holds %v, want %v", b.Names(), want)
 	}
 	dir := t.TempDir()
@@ -273,6 +324,11 @@ func TestUnpack(t *testing.T) {
 	out, err = exec.Command(filepath.Join(binDir, "containerd-shim-runc-v2"), "-v").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Version:") || strings.Contains(string(out), "+unknown") {
 		t.Errorf("containerd-shim-runc-v2 -v: %v: %s", err, out)
+	}
+	// crictl at the version go.mod pins, which follows the Kubernetes minor.
+	out, err = exec.Command(filepath.Join(binDir, "crictl"), "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "crictl version v1.36.") {
+		t.Errorf("crictl --version: %v: %s", err, out)
 	}
 	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		// Without CNI_COMMAND a plugin prints its version and exits non-zero.

@@ -78,3 +78,8 @@ func (p Paths) ContainerdState() string { return filepath.Join(p.RunDir, "contai
 func (p Paths) ContainerdSocket() string {
 	return filepath.Join(p.ContainerdState(), "containerd.sock")
 }
+
+// CrictlConfigFile is crictl's config file for ketch crictl, where k3s keeps its own. Unlike the
+// rest of AgentEtcDir it is not the node's: ketch crictl creates it, without endpoints, and
+// keeps what `crictl config --set` writes to it.
+func (p Paths) CrictlConfigFile() string { return filepath.Join(p.AgentEtcDir(), "crictl.yaml") }

@@ -20,7 +20,7 @@ import (
 )
 
 // Main runs ketch with the process's arguments and returns its exit status. ketch is also the
-// programs users run by name through links (kubectl, ctr).
+// programs users run by name through links (kubectl, ctr, crictl).
 func Main(args []string) int {
 	switch filepath.Base(args[0]) {
 	case "kubectl":
@@ -31,6 +31,10 @@ func Main(args []string) int {
 			return 1
 		}
 		return 0
+	case "crictl":
+		// runCrictl returns only if it could not exec crictl.
+		fmt.Fprintf(os.Stderr, "crictl: %v\n", runCrictl(args[1:]))
+		return 1
 	}
 	defaultPath()
 	cli.VersionPrinter = func(c *cli.Context) {
@@ -63,6 +67,7 @@ func newApp(server func(*config.Server) error, agent func(*config.Agent) error) 
 			tokenCommand(),
 			kubectlCommand(),
 			ctrCommand(),
+			crictlCommand(),
 			imagesCommand(),
 			datastoreCommand(),
 		},
