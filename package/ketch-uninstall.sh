@@ -71,6 +71,9 @@ else
   done
   rm -f -- "$bin_dir/ketch" "$bin_dir/ketch-killall.sh"
   rm -rf -- /etc/ketch
+  # The one path the kubelet does not take from its root dir: its device plugin socket.
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
 fi
 rm -f -- "$bin_dir/$name-uninstall.sh"
 say "done"

@@ -159,7 +159,8 @@ echo "status: $(systemctl show -p StatusText --value ketch)"`)
 	before := podContainer(t, server)
 	restartService(t, server, host, "ketch")
 	if after := podContainer(t, server); after != before {
-		t.Errorf("coredns's container changed across a restart: %s, then %s", before, after)
+		t.Errorf("coredns's container changed across a restart: %s, then %s; its last state: %s", before, after,
+			server.Must(t, nil, `kubectl -n kube-system get pod -l k8s-app=kube-dns -o jsonpath='{.items[0].status.containerStatuses[0].lastState}'`))
 	}
 	upgradeOut := server.Must(t, []string{"INSTALL_KETCH_BIN=/tmp/ketch-new"},
 		"cp /src/ketch /tmp/ketch-new && echo upgrade >>/tmp/ketch-new && "+host.shell+" /src/install.sh")

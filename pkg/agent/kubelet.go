@@ -52,6 +52,7 @@ func startKubelet(ctx context.Context, k kubeletConfig) (*component.Component, e
 		"kubeconfig":        k.Certs.KubeletKubeconfig,
 		"node-ip":           strings.Join(ips, ","),
 		"root-dir":          paths.KubeletDir(),
+		"volume-plugin-dir": paths.VolumePluginDir(),
 	}
 	if len(k.Labels) > 0 {
 		defaults["node-labels"] = strings.Join(k.Labels, ",")

@@ -52,7 +52,14 @@ func (p Paths) NodePasswordFile() string { return filepath.Join(p.AgentDir(), "n
 func (p Paths) ImagesDir() string        { return filepath.Join(p.AgentDir(), "images") }
 func (p Paths) KubeletDir() string       { return filepath.Join(p.AgentDir(), "kubelet") }
 func (p Paths) PodLogsDir() string       { return filepath.Join(p.AgentDir(), "pod-logs") }
-func (p Paths) CNINetworksDir() string   { return filepath.Join(p.AgentDir(), "cni", "networks") }
+
+// VolumePluginDir is where the kubelet and the controller-manager look for FlexVolume drivers;
+// their default, /usr/libexec/kubernetes/kubelet-plugins/volume/exec, is outside the data dir
+// and would be left on the host by an uninstall.
+func (p Paths) VolumePluginDir() string {
+	return filepath.Join(p.AgentDir(), "kubelet-plugins", "volume", "exec")
+}
+func (p Paths) CNINetworksDir() string { return filepath.Join(p.AgentDir(), "cni", "networks") }
 
 // AgentEtcDir holds the configuration files ketch writes for the node's components at every
 // start: kubelet/, kube-proxy/, containerd/, cni/net.d/, flannel/.

@@ -28,6 +28,7 @@ func TestPaths(t *testing.T) {
 		p.ImagesDir():            "/var/lib/ketch/agent/images",
 		p.KubeletDir():           "/var/lib/ketch/agent/kubelet",
 		p.PodLogsDir():           "/var/lib/ketch/agent/pod-logs",
+		p.VolumePluginDir():      "/var/lib/ketch/agent/kubelet-plugins/volume/exec",
 		p.CNINetworksDir():       "/var/lib/ketch/agent/cni/networks",
 		p.KubeletConfigFile():    "/var/lib/ketch/agent/etc/kubelet/config.yaml",
 		p.StaticPodDir():         "/var/lib/ketch/agent/etc/kubelet/manifests",

@@ -33,6 +33,7 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 		"configure-cloud-routes":                          "false",
 		// tokencleaner deletes expired agent join tokens (bootstrap-token Secrets).
 		"controllers":                      "*,tokencleaner",
+		"flex-volume-plugin-dir":           s.Paths().VolumePluginDir(),
 		"kubeconfig":                       certs.ControllerKubeconfig,
 		"leader-elect":                     "false",
 		"node-cidr-mask-size":              "24",
