@@ -60,7 +60,7 @@ type Role struct {
 // starts.
 func Run(ctx context.Context, cfg *config.Node, role Role) (err error) {
 	start := time.Now()
-	host, err := hostcheck.Check()
+	host, err := hostcheck.Check(cfg.DataDir)
 	if err != nil {
 		return err
 	}
