@@ -14,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Cgroup drivers, as the kubelet and containerd's runc options name them.
@@ -61,21 +63,42 @@ type Host struct {
 	Messages []string
 }
 
-// Check verifies a node's hard requirements (root, the overlay filesystem, bridge support, an
-// iptables binary), then detects the host and adapts it (IP forwarding,
-// bridge-nf-call-iptables). When anything is missing it returns one error listing all of it.
-func Check() (*Host, error) {
-	p := &prober{root: "/", lookPath: exec.LookPath, run: runCommand, euid: os.Geteuid()}
-	return p.checkAndDetect()
+// Check verifies that this host can run a node whose data dir is dataDir ("": its free space is
+// not checked) and adapts it: it loads the kernel modules a node needs when they are missing
+// and modprobe exists, turns on IP forwarding and bridge-nf-call-iptables, then evaluates the
+// same findings as `ketch check-config` (CheckConfig), with being root required. Every fatal
+// finding goes into the one error it returns, with its fix; the warnings become Messages.
+func Check(dataDir string) (*Host, error) {
+	return newProber().checkAndDetect(options{node: true, dataDir: dataDir})
 }
 
-// prober holds the seams tests replace: the root of /proc and /sys, PATH lookup, command
-// execution (modprobe) and the effective uid.
+// CheckConfig evaluates what a node needs of this host, for `ketch check-config`, without
+// changing anything: no module is loaded and no sysctl written. Not being root is a warning
+// here, and the checks for another Kubernetes on the host are added.
+func CheckConfig(dataDir string) *Report {
+	return newProber().report(options{dataDir: dataDir})
+}
+
+func newProber() *prober {
+	return &prober{root: "/", lookPath: exec.LookPath, run: runCommand, euid: os.Geteuid()}
+}
+
+// prober holds the seams tests replace: the root of /proc, /sys and the other files read, PATH
+// lookup, command execution (modprobe, iptables --version), the effective uid, the clock's
+// synchronisation status, free disk space and the port check. A nil seam is the real thing.
 type prober struct {
-	root     string
-	lookPath func(string) (string, error)
-	run      func(name string, args ...string) error
-	euid     int
+	root      string
+	lookPath  func(string) (string, error)
+	run       func(name string, args ...string) error
+	output    func(name string, args ...string) (string, error)
+	euid      int
+	adjtimex  func() (status int32, err error)
+	freeSpace func(path string) (free, total uint64, err error)
+	portsFree func(ports ...Port) error
+
+	kallsymsOnce sync.Once
+	kallsyms     map[string]bool // the symbols of interest found in /proc/kallsyms
+	kallsymsRead bool            // /proc/kallsyms could be read
 }
 
 func runCommand(name string, args ...string) error {
@@ -86,6 +109,14 @@ func runCommand(name string, args ...string) error {
 	return nil
 }
 
+func commandOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
 func (p *prober) path(elem ...string) string {
 	return filepath.Join(append([]string{p.root}, elem...)...)
 }
@@ -93,6 +124,15 @@ func (p *prober) path(elem ...string) string {
 func (p *prober) exists(elem ...string) bool {
 	_, err := os.Stat(p.path(elem...))
 	return err == nil
+}
+
+// readTrim is a file below the root, trimmed; "" when it cannot be read.
+func (p *prober) readTrim(elem ...string) string {
+	b, err := os.ReadFile(p.path(elem...))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func (p *prober) modprobe() string {
@@ -110,14 +150,35 @@ func (p *prober) load(module string) {
 	}
 }
 
-func (p *prober) checkAndDetect() (*Host, error) {
-	missing := p.missing()
-	h, err := p.detect()
-	if err != nil {
-		missing = append(missing, err.Error())
+// loadModules loads the modules of the features a node needs that are missing: the kernel
+// loads overlay and bridge on first use only when it can, and br_netfilter never on its own
+// (detect loads that one, before it sets its sysctls).
+func (p *prober) loadModules() {
+	if !p.hasOverlay() {
+		p.load("overlay")
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("this host cannot run a ketch node; missing: %s", strings.Join(missing, "; "))
+	if !p.hasBridge() {
+		p.load("bridge")
+	}
+}
+
+// checkAndDetect is Check: adapt the host, then evaluate it as a node needs it.
+func (p *prober) checkAndDetect(o options) (*Host, error) {
+	p.loadModules()
+	h, detectErr := p.detect()
+	o.loaded = true
+	r := p.report(o)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	if detectErr != nil {
+		// Every cause of a detection error is a fatal finding too; this is a safety net.
+		return nil, fmt.Errorf("%s; missing: %w", cannotRun, detectErr)
+	}
+	for _, f := range r.Findings {
+		if f.Status == StatusWarning && !slices.Contains(saidByDetect, f.Name) {
+			h.Messages = append(h.Messages, "warning: "+f.Message)
+		}
 	}
 	return h, nil
 }
@@ -126,7 +187,7 @@ func (p *prober) detect() (*Host, error) {
 	var msgs []string
 	h := &Host{Modprobe: p.modprobe()}
 	if h.Modprobe == "" {
-		msgs = append(msgs, "modprobe not found: relying on kernel features being built in or already loaded")
+		msgs = append(msgs, msgNoModprobe)
 	}
 
 	if err := p.detectCgroups(h); err != nil {
@@ -157,13 +218,12 @@ func (p *prober) detect() (*Host, error) {
 	h.CapSysResource = capEff&(1<<capSysResource) != 0
 	h.RestrictOOMScoreAdj = !h.CapSysResource
 	if !h.CapSysResource {
-		msgs = append(msgs, "CAP_SYS_RESOURCE is not in the effective capability set: containerd will restrict oom_score_adj (restrict_oom_score_adj)")
+		msgs = append(msgs, msgNoCapSysResource)
 	}
 
 	h.IPForward, msgs = p.enableSysctl("net/ipv4/ip_forward", msgs)
 
 	// br_netfilter may be a module that is not loaded yet.
-	const nfCall = "net/bridge/bridge-nf-call-iptables"
 	if !p.exists("proc/sys", nfCall) {
 		p.load("br_netfilter")
 	}
@@ -173,7 +233,7 @@ func (p *prober) detect() (*Host, error) {
 			_, msgs = p.enableSysctl("net/bridge/bridge-nf-call-ip6tables", msgs)
 		}
 	} else {
-		msgs = append(msgs, "br_netfilter is not available (no /proc/sys/"+nfCall+"): traffic between pods on the same bridge bypasses iptables, so service traffic between pods of one node may not work")
+		msgs = append(msgs, msgNoBrNetfilter)
 	}
 	h.Messages = msgs
 	return h, nil
@@ -328,30 +388,6 @@ func (p *prober) capEff() (uint64, error) {
 	return 0, errors.New("reading capabilities: no CapEff line in /proc/self/status")
 }
 
-// missing lists the hard requirements the host lacks.
-func (p *prober) missing() []string {
-	var missing []string
-	if p.euid != 0 {
-		missing = append(missing, fmt.Sprintf("root privileges (running as uid %d)", p.euid))
-	}
-	if !p.hasOverlay() {
-		p.load("overlay")
-		if !p.hasOverlay() {
-			missing = append(missing, "the overlay filesystem (not in /proc/filesystems; enable CONFIG_OVERLAY_FS or load the overlay module)")
-		}
-	}
-	if !p.hasBridge() {
-		p.load("bridge")
-		if !p.hasBridge() {
-			missing = append(missing, "Linux bridge support (enable CONFIG_BRIDGE or load the bridge module)")
-		}
-	}
-	if !p.hasIptables() {
-		missing = append(missing, "an iptables binary on PATH (iptables or iptables-nft; install the iptables package)")
-	}
-	return missing
-}
-
 func (p *prober) hasOverlay() bool {
 	b, err := os.ReadFile(p.path("proc/filesystems"))
 	if err != nil {
@@ -370,28 +406,40 @@ func (p *prober) hasOverlay() bool {
 // version), br_netfilter's sysctls, or the driver's symbols in the kernel symbol table (a
 // built-in bridge without module parameters leaves no /sys/module entry).
 func (p *prober) hasBridge() bool {
-	if p.exists("sys/module/bridge") || p.exists("proc/sys/net/bridge") {
-		return true
-	}
-	f, err := os.Open(p.path("proc/kallsyms"))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[2] == "br_dev_xmit" {
-			return true
-		}
-	}
-	return false
+	return p.exists("sys/module/bridge") || p.exists("proc/sys/net/bridge") || p.hasSymbol("br_dev_xmit")
 }
 
-func (p *prober) hasIptables() bool {
+// symbols are the kernel functions whose presence in /proc/kallsyms shows a built-in feature
+// that leaves no other trace (no /sys/module entry without module parameters).
+var symbols = []string{"br_dev_xmit", "veth_xmit", "vxlan_xmit", "nft_register_chain_type", "ipt_register_table"}
+
+// hasSymbol says whether the kernel has the function, one of symbols; /proc/kallsyms is read
+// once, since it is long.
+func (p *prober) hasSymbol(name string) bool {
+	p.kallsymsOnce.Do(func() {
+		p.kallsyms = map[string]bool{}
+		f, err := os.Open(p.path("proc/kallsyms"))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			p.kallsymsRead = true
+			if f := strings.Fields(sc.Text()); len(f) >= 3 && slices.Contains(symbols, f[2]) {
+				p.kallsyms[f[2]] = true
+			}
+		}
+	})
+	return p.kallsyms[name]
+}
+
+// iptables is the path of the iptables binary, or "" when there is none.
+func (p *prober) iptables() string {
 	for _, name := range []string{"iptables", "iptables-nft"} {
-		if _, err := p.lookPath(name); err == nil {
-			return true
+		if path, err := p.lookPath(name); err == nil {
+			return path
 		}
 	}
-	return false
+	return ""
 }

@@ -262,10 +262,13 @@ func TestCheck(t *testing.T) {
 		"proc/self/status":                 statusFull,
 		"proc/sys/net/ipv4/ip_forward":     "0\n",
 		"sys/fs/cgroup/cgroup.controllers": "cpu memory pids\n",
+		// Namespaces and /dev/kmsg are checked since check-config came.
+		"proc/self/ns/mnt": "", "proc/self/ns/uts": "", "proc/self/ns/ipc": "", "proc/self/ns/pid": "", "proc/self/ns/net": "",
+		"dev/kmsg": "",
 	}
 	t.Run("complete", func(t *testing.T) {
 		p := &prober{root: fakeRoot(t, complete), lookPath: tools("iptables-nft"), run: noRun}
-		h, err := p.checkAndDetect()
+		h, err := p.checkAndDetect(options{node: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,8 +281,8 @@ func TestCheck(t *testing.T) {
 			"proc/filesystems": "nodev\toverlay\n",
 			"proc/kallsyms":    "0000000000000000 T br_dev_queue_push_xmit\n0000000000000000 T br_dev_xmit\n",
 		})
-		if missing := (&prober{root: root, lookPath: tools("iptables"), run: noRun}).missing(); len(missing) > 0 {
-			t.Fatal(missing)
+		if f := bridgeFinding(&prober{root: root, lookPath: tools("iptables"), run: noRun}); f.Status != StatusOK {
+			t.Fatal(f)
 		}
 	})
 	t.Run("everything missing", func(t *testing.T) {
@@ -287,7 +290,7 @@ func TestCheck(t *testing.T) {
 			"proc/filesystems": "nodev\tsysfs\n\text4\n",
 			"proc/kallsyms":    "0000000000000000 T br_dev_queue_push_xmit\n",
 		})
-		h, err := (&prober{root: root, lookPath: tools(), run: noRun, euid: 1000}).checkAndDetect()
+		h, err := (&prober{root: root, lookPath: tools(), run: noRun, euid: 1000}).checkAndDetect(options{node: true})
 		if err == nil || h != nil {
 			t.Fatalf("got %v, %v; want an error", h, err)
 		}
@@ -314,13 +317,24 @@ func TestCheck(t *testing.T) {
 			}
 			return nil
 		}
-		if missing := (&prober{root: root, lookPath: tools("modprobe", "iptables"), run: run}).missing(); len(missing) > 0 {
-			t.Fatal(missing)
+		p := &prober{root: root, lookPath: tools("modprobe", "iptables"), run: run}
+		p.loadModules()
+		r := p.report(options{node: true, loaded: true})
+		for _, name := range []string{"kernel.overlay", "net.bridge"} {
+			if f, _ := r.Find(name); f.Status != StatusOK {
+				t.Errorf("%+v", f)
+			}
 		}
 		if strings.Join(loaded, ",") != "overlay,bridge" {
 			t.Errorf("loaded %q", loaded)
 		}
 	})
+}
+
+// bridgeFinding is the bridge's finding of a node's check.
+func bridgeFinding(p *prober) Finding {
+	f, _ := p.report(options{node: true, loaded: true}).Find("net.bridge")
+	return f
 }
 
 // TestHost runs the real detection and check on this machine; the agent runs as root, so does
@@ -329,7 +343,7 @@ func TestHost(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root: Check enables net.ipv4.ip_forward and reads the host as a node does; not with -short")
 	}
-	h, err := Check()
+	h, err := Check(t.TempDir())
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}

@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg *config.Node, role Role) (err error) {
 	start := time.Now()
 	// Before anything runs: the kubelet would otherwise tell systemd the node is up (notify.go).
 	notify := takeNotifySocket()
-	host, err := hostcheck.Check()
+	host, err := hostcheck.Check(cfg.DataDir)
 	if err != nil {
 		return err
 	}

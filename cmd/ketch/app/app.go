@@ -7,6 +7,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/console"
+	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 	"github.com/ketch-k8s/ketch/pkg/version"
 )
 
@@ -41,13 +43,19 @@ func Main(args []string) int {
 		fmt.Fprintf(c.App.Writer, "ketch version %s (%s)\nkubernetes %s\ncontainerd %s\n",
 			version.Version, version.GitCommit, k8sversion.Get().GitVersion, containerdversion.Version)
 	}
-	if err := New().Run(args); err != nil {
-		if !errors.As(err, new(console.ReportedError)) {
-			fmt.Fprintf(os.Stderr, "ketch: %v\n", err)
-		}
-		return 1
+	return exitStatus(New().Run(args), os.Stderr)
+}
+
+// exitStatus is 1 after an error, which is printed to stderr unless the command has shown it
+// already (console.ReportedError), and 0 otherwise.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
-	return 0
+	if !errors.As(err, new(console.ReportedError)) {
+		fmt.Fprintf(stderr, "ketch: %v\n", err)
+	}
+	return 1
 }
 
 // New is the ketch command line.
@@ -64,6 +72,7 @@ func newApp(server func(*config.Server) error, agent func(*config.Agent) error) 
 		Commands: []*cli.Command{
 			serverCommand(server),
 			agentCommand(agent),
+			checkConfigCommand(hostcheck.CheckConfig),
 			tokenCommand(),
 			kubectlCommand(),
 			ctrCommand(),

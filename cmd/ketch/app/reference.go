@@ -16,7 +16,7 @@ func Reference(app *cli.App) string {
 	fmt.Fprintf(&b, "`%s`: %s. Every command prints this with `--help` too.\n\n", app.Name, app.Usage)
 	fmt.Fprintf(&b, "`ketch server` and `ketch agent` read their flags from `/etc/ketch/config.yaml` (or `--config`) as well: "+
 		"the keys are the long flag names, lists are YAML lists, and flags on the command line win. "+
-		"`ketch token`, `ketch images`, `ketch kubectl`, `ketch ctr` and `ketch crictl` read `data-dir`, `run-dir` and `write-kubeconfig` from the same file "+
+		"`ketch token`, `ketch images`, `ketch check-config`, `ketch kubectl`, `ketch ctr` and `ketch crictl` read `data-dir`, `run-dir` and `write-kubeconfig` from the same file "+
 		"(`KETCH_CONFIG_FILE` names another).\n\n")
 	for _, c := range app.Commands {
 		writeCommand(&b, "ketch", c)

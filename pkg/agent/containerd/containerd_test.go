@@ -103,7 +103,7 @@ func newNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	pauseName, pauseTar := pauseImage(t)
-	host, err := hostcheck.Check()
+	host, err := hostcheck.Check("")
 	if err != nil {
 		t.Fatal(err)
 	}
