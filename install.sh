@@ -231,7 +231,9 @@ if ! "$tmp/ketch" check-config --data-dir "$data_dir" >"$tmp/check" 2>&1; then
   cat "$tmp/check" >&2
   fatal "this host cannot run a ketch node yet: fix the fatal findings above as they say, then run install.sh again"
 fi
-grep -i warning "$tmp/check" || true
+# The warnings with their fixes, and the verdict.
+awk '/^[0-9]+ ok/ { print; next } /^[^ ]/ || /^$/ { show = 0; next }
+  /^  [a-z]+  / { show = ($1 == "warning") } show { print }' "$tmp/check"
 
 # --- The plan. ----------------------------------------------------------------------------------
 

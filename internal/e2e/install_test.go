@@ -99,8 +99,9 @@ func startHost(t *testing.T, e *dockertest.Engine, host initSystem, image, name,
 	// Registered after the container's own cleanup, so it runs first: what the node was doing.
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := c.Exec(nil, `kubectl get pods -A -o wide; kubectl -n kube-system describe pods | tail -60
-tail -40 /var/lib/ketch/logs/ketch.log /var/log/ketch*.log 2>/dev/null; journalctl -u 'ketch*' --no-pager 2>/dev/null | tail -20`)
+			out, _ := c.Exec(nil, `kubectl get pods -A -o wide; kubectl -n kube-system get events | tail -30
+echo '## ketch.log'; tail -n 60 /var/lib/ketch/logs/ketch.log
+echo '## service'; tail -n 20 /var/log/ketch*.log 2>/dev/null; journalctl -u 'ketch*' --no-pager 2>/dev/null | tail -n 20`)
 			t.Logf("%s at the failure:\n%s", name, out)
 		}
 	})
@@ -346,7 +347,8 @@ func TestInstallRefusals(t *testing.T) {
 	c.Must(t, nil, `mkdir -p /srv/good /srv/bad && cp /src/ketch /srv/good/ketch-linux-amd64 && cp -r /src/package /srv/good/ &&
 cd /srv/good && sha256sum ketch-linux-amd64 package/* >sha256sum.txt &&
 cp -r /srv/good/. /srv/bad/ && echo tampered >>/srv/bad/ketch-linux-amd64 &&
-busybox httpd -p 127.0.0.1:8080 -h /srv`)
+busybox httpd -p 127.0.0.1:8080 -h /srv &&
+mkdir /mnt/tiny && mount -t tmpfs -o size=64m tmpfs /mnt/tiny`)
 	clean := snapshot(t, c)
 
 	for _, tc := range []struct {
@@ -365,6 +367,7 @@ busybox httpd -p 127.0.0.1:8080 -h /srv`)
 		{"local binary does not match", []string{"INSTALL_KETCH_BIN=/srv/bad/ketch-linux-amd64"}, "sh /src/install.sh", "the checksum of ketch-linux-amd64 does not match /srv/bad/sha256sum.txt"},
 		{"unknown command", []string{"INSTALL_KETCH_BIN=/src/ketch"}, "sh /src/install.sh serve", "unknown command 'serve'"},
 		{"bad symlink mode", []string{"INSTALL_KETCH_BIN=/src/ketch", "INSTALL_KETCH_SYMLINK=yes"}, "sh /src/install.sh", "INSTALL_KETCH_SYMLINK is skip or force"},
+		{"host check finds a fatal problem", []string{"INSTALL_KETCH_BIN=/src/ketch"}, "sh /src/install.sh server --data-dir /mnt/tiny/ketch", "under 512 MiB; images, containers and the datastore need room"},
 		{"relative data dir", []string{"INSTALL_KETCH_BIN=/src/ketch"}, "sh /src/install.sh server --data-dir data", "must be absolute paths"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -173,7 +173,7 @@ func (c *checker) checkTimeSync() {
 	case c.sys.systemd:
 		fix = "timedatectl set-ntp true (starts systemd-timesyncd), or " + c.sys.install("chrony")
 	default:
-		fix = c.sys.install("chrony") + " and start chronyd (or run another NTP client, such as busybox ntpd -p pool.ntp.org)"
+		fix = c.sys.install("chrony") + " and start chronyd (or run another NTP client, such as busybox ntpd -p with your NTP server)"
 	}
 	c.add(name, StatusWarning, msg+"; no NTP client runs", fix)
 }

@@ -75,8 +75,9 @@ func configTOML(cfg Config, p Paths) map[string]any {
 					"runtimes": map[string]any{
 						"runc": map[string]any{
 							"runtime_type": "io.containerd.runc.v2",
-							// The bundle's shim by its path: containerd would otherwise look it
-							// up on PATH, which would have to be changed for the whole process.
+							// The bundle's shim by its path, whatever else is on PATH (the
+							// bundle's bin dir is first there too, for the tasks containerd
+							// reloads after a restart: see the package comment).
 							"runtime_path": p.Shim,
 							"sandboxer":    "podsandbox",
 							"options": map[string]any{

@@ -2,9 +2,14 @@
 // kubelet, overlayfs, runc from the runtime bundle and the CNI plugins from the same bundle.
 //
 // The runc shim (containerd-shim-runc-v2) also comes from the runtime bundle: the CRI runtime's
-// runtime_path names it, so containerd never looks it up on PATH. Shims are separate processes,
-// so containers keep running when containerd stops, and a containerd started again on the same
-// directories reconnects to them (each container's bundle records its shim's path).
+// runtime_path names it for new pods. Shims are separate processes, so containers keep running
+// when containerd stops, and a containerd started again on the same directories reconnects to
+// them. For that it needs the shim on PATH: only a pod's sandbox task records its shim's path;
+// its containers (which share the sandbox's shim) record only the runtime's name, which
+// containerd resolves on PATH when it loads them, and the shim itself looks runc up on PATH to
+// answer containerd's -info. So Start puts the bundle's bin dir first on the process's PATH, as
+// k3s does with its own data dir (on a host without another containerd's shim on PATH, the
+// containers would otherwise be lost at every restart of ketch).
 //
 // containerd's plugin registry, log output, temp-mount location and timeouts are process-wide:
 // one embedded containerd runs per process at a time (Start again after Stop is fine).
@@ -163,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *Containerd, retErr error) {
 	if err := setupLogging(cfg); err != nil {
 		return nil, err
 	}
+	prependPath(cfg.BinDir)
 	for _, dir := range []string{paths.CNIConfDir, paths.RuncRoot, paths.ShimSocket} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("containerd: %w", err)
@@ -367,4 +373,17 @@ func (c *Containerd) Stop() {
 		runningMu.Unlock()
 		klog.V(2).InfoS("Embedded containerd stopped")
 	})
+}
+
+// prependPath puts dir first on the process's PATH, unless it is there already.
+func prependPath(dir string) {
+	path := os.Getenv("PATH")
+	if slices.Contains(filepath.SplitList(path), dir) {
+		return
+	}
+	if path == "" {
+		os.Setenv("PATH", dir)
+		return
+	}
+	os.Setenv("PATH", dir+string(os.PathListSeparator)+path)
 }

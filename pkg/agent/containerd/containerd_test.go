@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,14 +263,14 @@ func (n *node) writeCNIConfig() {
 // start starts containerd and fails the test with the tail of its log if it does not come up.
 func (n *node) start(ctx context.Context) *Containerd {
 	n.t.Helper()
-	path := os.Getenv("PATH")
 	c, err := Start(ctx, n.config())
 	if err != nil {
 		n.t.Fatalf("Start: %v\n%s", err, n.logTail())
 	}
-	// The shim is named by runtime_path: nothing else in the process may find PATH changed.
-	if got := os.Getenv("PATH"); got != path {
-		n.t.Errorf("PATH changed by Start: %q, was %q", got, path)
+	// The bundle's bin dir comes first on PATH, once however often containerd starts.
+	path := filepath.SplitList(os.Getenv("PATH"))
+	if len(path) == 0 || path[0] != c.cfg.BinDir || slices.Index(path[1:], c.cfg.BinDir) >= 0 {
+		n.t.Errorf("PATH after Start is %q, want %s first and once", os.Getenv("PATH"), c.cfg.BinDir)
 	}
 	return c
 }
@@ -367,6 +368,9 @@ func criClient(t *testing.T, socket string) (runtimeapi.RuntimeServiceClient, ru
 // new containerd reconnects to it.
 func TestRunPodAcrossRestart(t *testing.T) {
 	n := newNode(t)
+	// This machine has Debian's containerd and runc on PATH; a user's host need not. Only the
+	// bundle's may be found, or a lost reconnection would go unnoticed.
+	t.Setenv("PATH", pathWithout(t, "containerd-shim-runc-v2", "runc"))
 	testImage := busyboxImage(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -804,4 +808,28 @@ func iptablesChains(t *testing.T) map[string]bool {
 		}
 	}
 	return chains
+}
+
+// pathWithout is a PATH with every program of the current one except the named ones: one
+// directory of links, so that a test can run on a machine that has those programs installed
+// as if it had not.
+func pathWithout(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() || slices.Contains(names, e.Name()) {
+				continue
+			}
+			// The first of a name on PATH wins, as in a lookup.
+			if err := os.Symlink(filepath.Join(d, e.Name()), filepath.Join(dir, e.Name())); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
 }
