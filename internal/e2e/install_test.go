@@ -393,6 +393,38 @@ mkdir /mnt/tiny && mount -t tmpfs -o size=64m tmpfs /mnt/tiny`)
 		compareSnapshots(t, bare, before, snapshot(t, bare))
 	})
 
+	// Without starting anything: a second, named service that is not enabled and makes no links;
+	// then the default links next to a kubectl the user has, which stays through the uninstall;
+	// then links that replace what is there.
+	t.Run("options", func(t *testing.T) {
+		out := c.Must(t, []string{"INSTALL_KETCH_BIN=/src/ketch", "INSTALL_KETCH_NAME=edge", "INSTALL_KETCH_SYMLINK=skip", "INSTALL_KETCH_SKIP_ENABLE=true"},
+			"sh /src/install.sh server --data-dir /var/lib/ketch-edge --run-dir /run/ketch-edge")
+		if !strings.Contains(out, "service: ketch-edge (systemd") || strings.Contains(out, "links:") {
+			t.Errorf("install.sh with INSTALL_KETCH_NAME and INSTALL_KETCH_SYMLINK=skip:\n%s", out)
+		}
+		c.Must(t, nil, `grep -qx 'ExecStart=/usr/local/bin/ketch server "--data-dir" "/var/lib/ketch-edge" "--run-dir" "/run/ketch-edge"' /etc/systemd/system/ketch-edge.service &&
+! systemctl is-enabled ketch-edge && [ ! -e /usr/local/bin/kubectl ] && [ -x /usr/local/bin/ketch-edge-uninstall.sh ]`)
+		c.Must(t, nil, "ketch-edge-uninstall.sh")
+		compareSnapshots(t, c, clean, snapshot(t, c))
+
+		c.Must(t, nil, `printf '#!/bin/sh\necho the user kubectl\n' >/usr/bin/kubectl && chmod +x /usr/bin/kubectl`)
+		withKubectl := snapshot(t, c)
+		out = c.Must(t, []string{"INSTALL_KETCH_BIN=/src/ketch", "INSTALL_KETCH_SKIP_START=true"}, "sh /src/install.sh")
+		if !strings.Contains(out, "not linking kubectl: /usr/bin/kubectl exists") || !strings.Contains(out, "links: ctr crictl") {
+			t.Errorf("install.sh next to a kubectl:\n%s", out)
+		}
+		c.Must(t, nil, "ketch-uninstall.sh && [ \"$(kubectl)\" = 'the user kubectl' ]")
+		compareSnapshots(t, c, withKubectl, snapshot(t, c))
+
+		out = c.Must(t, []string{"INSTALL_KETCH_BIN=/src/ketch", "INSTALL_KETCH_SKIP_START=true", "INSTALL_KETCH_SYMLINK=force", "INSTALL_KETCH_BIN_DIR=/usr/bin"}, "sh /src/install.sh")
+		c.Must(t, nil, `[ "$(readlink /usr/bin/kubectl)" = /usr/bin/ketch ] && kubectl version --client | grep -q 'Client Version'`)
+		c.Must(t, nil, "ketch-uninstall.sh")
+		if out := c.Must(t, nil, "ls /usr/bin/kubectl /usr/bin/ketch 2>&1 || true"); !strings.Contains(out, "No such file") {
+			t.Errorf("after uninstall: %s", out)
+		}
+		c.Must(t, nil, "systemctl daemon-reload")
+	})
+
 	// The download that matches installs, templates included, and the uninstall script takes it
 	// all away again.
 	t.Run("download", func(t *testing.T) {
