@@ -16,12 +16,14 @@
 # libseccomp (libseccomp-dev:<debian arch>): scripts/install-deps.sh --release installs both.
 
 GO ?= go
-# The architecture `make build`, `make bundle`, `make addons` and `make pause` build for.
-ARCH ?= $(shell $(GO) env GOARCH)
+# The architecture `make build`, `make bundle`, `make addons` and `make pause` build for: Go's
+# (GOARCH in the environment, else this machine's), or `make build ARCH=arm64`. Not taken from
+# an ARCH in the environment, which other build systems set with other meanings.
+ARCH := $(shell $(GO) env GOARCH)
 HOST_ARCH := $(shell $(GO) env GOHOSTARCH)
 # The ARM version of GOARCH=arm builds (ignored for the others): ARMv7 with hardware floating
-# point, Debian's armhf.
-GOARM ?= 7
+# point, Debian's armhf. Only the command line overrides it (make release GOARM=6).
+GOARM := 7
 # GNU triplet of each architecture's C toolchain and multiarch library directory.
 TRIPLET_amd64 := x86_64-linux-gnu
 TRIPLET_arm64 := aarch64-linux-gnu
