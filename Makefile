@@ -42,8 +42,9 @@ $(PAUSE_ROOT)/linux_%/pause: FORCE
 # release builds dist/ketch-linux-<arch> for each of RELEASE_ARCHES (arm: GOARM=7, ARMv7 with
 # hardware floating point), each with its own architecture's runtime bundle, addon program and
 # pause program, plus dist/sha256sum.txt (`cd dist && sha256sum -c sha256sum.txt`). The C
-# toolchains for runc come from `scripts/install-deps.sh --release` (root, once). Each cross
-# build of the Kubernetes graph takes about 10 minutes on 2 cores the first time.
+# toolchains for runc come from `scripts/install-deps.sh --release` (root, once). The first
+# build for a foreign architecture compiles the Kubernetes graph for it: about 20 minutes on 2
+# cores (docs/benchmarks.md).
 RELEASE_ARCHES := amd64 arm64 arm
 RELEASE_BINS := $(RELEASE_ARCHES:%=dist/ketch-linux-%)
 release:
