@@ -41,7 +41,9 @@ $(PAUSE_ROOT)/linux_%/pause: FORCE
 
 # release builds dist/ketch-linux-<arch> for each of RELEASE_ARCHES (arm: GOARM=7, ARMv7 with
 # hardware floating point), each with its own architecture's runtime bundle, addon program and
-# pause program, plus dist/sha256sum.txt (`cd dist && sha256sum -c sha256sum.txt`). The C
+# pause program; copies install.sh and its service templates (package/) beside them, as
+# install.sh expects a release directory; and writes dist/sha256sum.txt of all of them
+# (`cd dist && sha256sum -c sha256sum.txt`). The C
 # toolchains for runc come from `scripts/install-deps.sh --release` (root, once). The first
 # build for a foreign architecture compiles the Kubernetes graph for it: about 20 minutes on 2
 # cores (docs/benchmarks.md).
@@ -51,8 +53,12 @@ release:
 	scripts/install-deps.sh --release
 	$(MAKE) release-build
 
+RELEASE_FILES := install.sh $(sort $(wildcard package/*))
+
 release-build: $(RELEASE_BINS)
-	cd dist && sha256sum $(notdir $(RELEASE_BINS)) > sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt
+	rm -rf dist/package && mkdir -p dist/package
+	cp -p --parents $(RELEASE_FILES) dist/
+	cd dist && sha256sum $(notdir $(RELEASE_BINS)) $(RELEASE_FILES) > sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt
 	@cd dist && ls -l $(notdir $(RELEASE_BINS)) && cat sha256sum.txt
 
 $(RELEASE_BINS): dist/ketch-linux-%: $(BUNDLE_ROOT)/linux_%/SHA256SUMS $(ADDONS_ROOT)/linux_%/SHA256SUMS $(PAUSE_ROOT)/linux_%/pause FORCE
