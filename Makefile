@@ -22,19 +22,62 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons docs fmt vet clean
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons docs fmt vet clean release release-build test-release FORCE
 
 all: build
 
 include build/bundle.mk
 
+# bin/ketch for ARCH (build/bundle.mk: this machine's architecture unless told otherwise).
 build: bundle addons pause
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ketch
+	$(call go_env,$(ARCH)) $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ketch
 
-# The pause binary's bytes name the pause image, so they must not change with the commit.
-PAUSE_BIN := pkg/images/pause/pause
-pause:
-	$(GO) build -buildvcs=false -ldflags '-s -w -buildid=' -o $(PAUSE_BIN) ./cmd/pause
+# The pause binary's bytes name the pause image, so they must not change with the commit. One
+# per architecture, in pkg/images/pause/linux_<GOARCH>/ (pkg/images embeds its GOARCH's).
+PAUSE_ROOT := pkg/images/pause
+pause: $(PAUSE_ROOT)/linux_$(ARCH)/pause
+$(PAUSE_ROOT)/linux_%/pause: FORCE
+	$(arch_env) $(GO) build -buildvcs=false -ldflags '-s -w -buildid=' -o $@ ./cmd/pause
+
+# release builds dist/ketch-linux-<arch> for each of RELEASE_ARCHES (arm: GOARM=7, ARMv7 with
+# hardware floating point), each with its own architecture's runtime bundle, addon program and
+# pause program; copies install.sh and its service templates (package/) beside them, as
+# install.sh expects a release directory; and writes dist/sha256sum.txt of all of them
+# (`cd dist && sha256sum -c sha256sum.txt`). The C
+# toolchains for runc come from `scripts/install-deps.sh --release` (root, once). The first
+# build for a foreign architecture compiles the Kubernetes graph for it: about 20 minutes on 2
+# cores (docs/benchmarks.md).
+RELEASE_ARCHES := amd64 arm64 arm
+RELEASE_BINS := $(RELEASE_ARCHES:%=dist/ketch-linux-%)
+release:
+	scripts/install-deps.sh --release
+	$(MAKE) release-build
+
+RELEASE_FILES := install.sh $(sort $(wildcard package/*))
+
+release-build: $(RELEASE_BINS)
+	rm -rf dist/package && mkdir -p dist/package
+	cp -p --parents $(RELEASE_FILES) dist/
+	cd dist && sha256sum $(notdir $(RELEASE_BINS)) $(RELEASE_FILES) > sha256sum.txt.tmp && mv sha256sum.txt.tmp sha256sum.txt
+	@cd dist && ls -l $(notdir $(RELEASE_BINS)) && cat sha256sum.txt
+
+$(RELEASE_BINS): dist/ketch-linux-%: $(BUNDLE_ROOT)/linux_%/SHA256SUMS $(ADDONS_ROOT)/linux_%/SHA256SUMS $(PAUSE_ROOT)/linux_%/pause FORCE
+	@mkdir -p dist
+	$(arch_env) $(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/ketch
+
+# The per-architecture outputs are made by pattern rules; keep them after a release like the
+# host's (make would otherwise delete them as intermediate files).
+.SECONDARY: $(foreach a,$(RELEASE_ARCHES),$(BUNDLE_ROOT)/linux_$(a)/SHA256SUMS $(ADDONS_ROOT)/linux_$(a)/SHA256SUMS $(PAUSE_ROOT)/linux_$(a)/pause)
+
+# test-release builds the release and tests each binary on its architecture, the foreign ones
+# under qemu user emulation (internal/release, build tag release): the ELF machine of the binary
+# and of everything it carries, --version, check-config, the datastore with an etcd client, the
+# bundled runc and CNI plugins, and the unit tests of the packages that embed them.
+test-release: release
+	KETCH_VERSION=$(VERSION) KETCH_RELEASE_ARCHES='$(RELEASE_ARCHES)' GOARM=$(GOARM) \
+		$(GO) test -tags release -count=1 -v -timeout 60m ./internal/release
+
+FORCE:
 
 # deps installs what building and testing need on a fresh Debian machine.
 deps:
@@ -86,4 +129,4 @@ vet:
 	$(GO) vet ./...
 
 clean: bundle-clean
-	rm -rf bin $(PAUSE_BIN)
+	rm -rf bin dist $(PAUSE_ROOT)/*/pause

@@ -2,7 +2,20 @@
 # Installs what building and testing ketch need on a Debian machine. Run as root; idempotent.
 # Go comes from /usr/local/go when present, otherwise the pinned toolchain is fetched as the module
 # golang.org/toolchain from the Go module proxy the user names in GOPROXY.
+#
+# --release also installs what `make release` and `make test-release` need: for every release
+# architecture other than this machine's, Debian's cross compiler and C library and the
+# target's libseccomp (a multiarch package, so the architecture is added to dpkg), and
+# qemu-user-static to run the foreign binaries. apt's sources are used as configured.
 set -euo pipefail
+
+release=false
+for arg in "$@"; do
+  case $arg in
+  --release) release=true ;;
+  *) echo "usage: $0 [--release]" >&2; exit 2 ;;
+  esac
+done
 
 GO_VERSION=1.26.8
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,6 +64,25 @@ go version >/dev/null || die "go does not run"
 # and shellcheck, dash and busybox (install.sh and the scripts are POSIX sh).
 apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc \
   docker.io debootstrap shellcheck dash
+if $release; then
+  # GOARCH of each release binary (the Makefile's RELEASE_ARCHES) -> Debian architecture and
+  # the package of its cross compiler. apt_install runs apt-get update when a package is
+  # missing, which it is after an architecture was added.
+  declare -A deb=([amd64]=amd64 [arm64]=arm64 [arm]=armhf)
+  declare -A gcc=([amd64]=gcc-x86-64-linux-gnu [arm64]=gcc-aarch64-linux-gnu [arm]=gcc-arm-linux-gnueabihf)
+  host=$(dpkg --print-architecture)
+  pkgs=(qemu-user-static)
+  for goarch in amd64 arm64 arm; do
+    arch=${deb[$goarch]}
+    [[ $arch == "$host" ]] && continue
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+      [[ $(id -u) == 0 ]] || die "dpkg lacks the $arch architecture; run as root"
+      dpkg --add-architecture "$arch"
+    fi
+    pkgs+=("${gcc[$goarch]}" "libc6-dev-${arch}-cross" "libseccomp-dev:$arch")
+  done
+  apt_install "${pkgs[@]}"
+fi
 [[ -e /dev/fuse ]] || echo "install-deps: note: /dev/fuse is missing; the failed-fsync test will be skipped" >&2
 
 cd "$repo"

@@ -3,7 +3,7 @@
 // It does what the upstream pause.c does, in static Go, so that ketch can build the pause image
 // itself and no node ever needs a registry to start a pod.
 //
-// The Makefile builds it into pkg/images/pause/pause, which pkg/images embeds.
+// The Makefile builds it into pkg/images/pause/linux_<GOARCH>/pause, which pkg/images embeds.
 package main
 
 import (

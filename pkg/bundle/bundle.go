@@ -3,11 +3,13 @@
 // containerd's runc shim, which runs once per pod and must stay small) and unpacks them at start. (The pause
 // program is not one of them: it runs only inside the pause image, which pkg/images builds.)
 //
-// build/bundle.mk builds them at the versions pinned in go.mod into bin/ as one zstd-compressed
-// tar (ArchiveFile) plus a SHA256SUMS file of their contents; this package embeds that
-// directory. One solid archive is half the size of compressing each program alone: they are
-// all Go programs and share most of their runtime and standard library. A plain `go build`
-// embeds only bin/.keep: such a binary compiles and runs, but Unpack fails.
+// build/bundle.mk builds them at the versions pinned in go.mod into bin/linux_<GOARCH>/ as one
+// zstd-compressed tar (ArchiveFile) plus a SHA256SUMS file of their contents; this package
+// embeds the directory of the architecture it is compiled for (embed_<GOARCH>.go), so that the
+// bundles of several architectures can be built side by side for a release. One solid archive
+// is half the size of compressing each program alone: they are all Go programs and share most
+// of their runtime and standard library. A plain `go build` embeds only the directory's .keep:
+// such a binary compiles and runs, but Unpack fails.
 package bundle
 
 import (
@@ -15,7 +17,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,14 +30,11 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-//go:embed all:bin
-var embedded embed.FS
-
-// SumsFile names the checksum list in bin/: "<sha256 hex>  <name>" per line (sha256sum's
+// SumsFile names the checksum list in the bundle directory: "<sha256 hex>  <name>" per line (sha256sum's
 // format), one line per program in ArchiveFile.
 const SumsFile = "SHA256SUMS"
 
-// ArchiveFile names the programs' archive in bin/: a tar of regular files named as in SumsFile,
+// ArchiveFile names the programs' archive in the bundle directory: a tar of regular files named as in SumsFile,
 // compressed with zstd.
 const ArchiveFile = "programs.tar.zst"
 
@@ -57,7 +55,7 @@ type entry struct {
 
 // Embedded returns the bundle carried in this binary, or ErrNotBuilt.
 func Embedded() (*Bundle, error) {
-	sub, err := fs.Sub(embedded, "bin")
+	sub, err := fs.Sub(embedded, embeddedDir)
 	if err != nil {
 		return nil, fmt.Errorf("runtime bundle: %w", err)
 	}

@@ -3,7 +3,6 @@ package images
 import (
 	"context"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,11 +18,6 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/bundle"
 )
 
-// addonsDir holds cmd/ketch-addons as the Makefile packs it (see addons/README.md).
-//
-//go:embed all:addons
-var addonsDir embed.FS
-
 // addonsProgram is the program's name in the bundle and its path in the image.
 const addonsProgram = "ketch-addons"
 
@@ -35,7 +29,9 @@ var ErrNoAddonsBinary = errors.New("ketch was built without the addon program (p
 var addonsConfig = ImageConfig{Config: ocispec.ImageConfig{Entrypoint: []string{"/" + addonsProgram}}}
 
 func addonsBundle() (*bundle.Bundle, string, error) {
-	sub, err := fs.Sub(addonsDir, "addons")
+	// addonsDir (embed_<GOARCH>.go) holds cmd/ketch-addons as the Makefile packs it for this
+	// architecture, in addons/linux_<GOARCH>/ (see addons/README.md).
+	sub, err := fs.Sub(addonsDir, "addons/"+platformDir)
 	if err != nil {
 		return nil, "", fmt.Errorf("addon program: %w", err)
 	}

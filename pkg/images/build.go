@@ -14,9 +14,26 @@ import (
 // Env, User, WorkingDir, Labels, ...) and the platform it is for.
 type ImageConfig struct {
 	Config ocispec.ImageConfig
-	// Platform defaults to linux and this binary's GOARCH: the images a node builds carry
-	// executables built together with ketch.
+	// Platform defaults to linux, this binary's GOARCH and, for arm, its GOARM as the variant
+	// (DefaultPlatform): the images a node builds carry executables built together with ketch.
 	Platform ocispec.Platform
+}
+
+// DefaultPlatform is the platform of the images a node builds: linux and the architecture this
+// binary was compiled for (runtime.GOARCH is the target's, also in a cross build). For arm
+// it carries the variant of GOARM (v7 in a release build), as the image index and config
+// of a linux/arm/v7 image do; containerd on an armv7 or armv8 host matches it, and it does not
+// claim to run on an armv6 host, which a GOARM=7 program cannot.
+func DefaultPlatform() ocispec.Platform {
+	return platformFor(runtime.GOARCH, armVariant)
+}
+
+func platformFor(goarch, armVariant string) ocispec.Platform {
+	p := ocispec.Platform{OS: "linux", Architecture: goarch}
+	if goarch == "arm" {
+		p.Variant = armVariant
+	}
+	return p
 }
 
 // Image is a built image, held in memory as its compressed blobs until written out with
@@ -42,7 +59,8 @@ func Build(layers []Layer, config ImageConfig) (*Image, error) {
 		platform.OS = "linux"
 	}
 	if platform.Architecture == "" {
-		platform.Architecture = runtime.GOARCH
+		def := DefaultPlatform()
+		platform.Architecture, platform.Variant = def.Architecture, def.Variant
 	}
 
 	img := &Image{Platform: platform}

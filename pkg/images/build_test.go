@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -349,6 +352,65 @@ func TestLayerRejectsBadEntries(t *testing.T) {
 	} {
 		if _, err := Build([]Layer{{Files: files}}, ImageConfig{}); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestDefaultPlatform: the images a node builds declare the platform containerd looks for on a
+// node of that architecture. For arm that is linux/arm/v7 (a release builds GOARM=7), which
+// containerd's matcher for an armv7 host and for an armv8 host running 32-bit programs both
+// accept, and an armv6 host's does not (a GOARM=7 program would not run there).
+func TestDefaultPlatform(t *testing.T) {
+	if got := DefaultPlatform(); got.OS != "linux" || got.Architecture != runtime.GOARCH || (runtime.GOARCH == "arm") != (got.Variant != "") {
+		t.Errorf("DefaultPlatform() = %+v on %s", got, runtime.GOARCH)
+	}
+	img, err := Build(nil, ImageConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(img.Platform, DefaultPlatform()) {
+		t.Errorf("image platform %+v, want %+v", img.Platform, DefaultPlatform())
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(img.configJSON, &cfg); err != nil || !reflect.DeepEqual(cfg.Platform, DefaultPlatform()) {
+		t.Errorf("config platform %+v (%v), want %+v", cfg.Platform, err, DefaultPlatform())
+	}
+
+	linux := func(arch, variant string) ocispec.Platform {
+		return ocispec.Platform{OS: "linux", Architecture: arch, Variant: variant}
+	}
+	for _, tc := range []struct {
+		goarch, goarm string
+		want          ocispec.Platform
+		// The platforms containerd's matcher of a host (platforms.Only(DefaultSpec()))
+		// accepts the image on, and some it refuses it on.
+		hosts, notHosts []ocispec.Platform
+	}{
+		{"amd64", "", linux("amd64", ""), []ocispec.Platform{linux("amd64", "")}, []ocispec.Platform{linux("arm64", "")}},
+		// An arm64 host has no variant or v8; both match an image without one.
+		{"arm64", "", linux("arm64", ""), []ocispec.Platform{linux("arm64", ""), linux("arm64", "v8")}, []ocispec.Platform{linux("amd64", "")}},
+		{"arm", "v7", linux("arm", "v7"), []ocispec.Platform{linux("arm", "v7"), linux("arm", "v8"), linux("arm64", "v8")}, []ocispec.Platform{linux("arm", "v6")}},
+		{"arm", "v6", linux("arm", "v6"), []ocispec.Platform{linux("arm", "v6"), linux("arm", "v7")}, []ocispec.Platform{linux("arm", "v5")}},
+		// GOARM applies to arm alone.
+		{"arm64", "v7", linux("arm64", ""), nil, nil},
+	} {
+		got := platformFor(tc.goarch, tc.goarm)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("platformFor(%s, %q) = %+v, want %+v", tc.goarch, tc.goarm, got, tc.want)
+		}
+		// Already in containerd's canonical form: what containerd records is what we wrote.
+		if n := platforms.Normalize(got); !reflect.DeepEqual(n, got) {
+			t.Errorf("%+v normalizes to %+v", got, n)
+		}
+		for _, h := range tc.hosts {
+			if !platforms.Only(h).Match(got) {
+				t.Errorf("a %s host does not match %s", platforms.FormatAll(h), platforms.FormatAll(got))
+			}
+		}
+		for _, h := range tc.notHosts {
+			if platforms.Only(h).Match(got) {
+				t.Errorf("a %s host matches %s", platforms.FormatAll(h), platforms.FormatAll(got))
+			}
 		}
 	}
 }

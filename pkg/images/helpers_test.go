@@ -36,7 +36,7 @@ var testPause struct {
 func pauseForTest(t *testing.T) (name string, tarball, bin []byte) {
 	t.Helper()
 	testPause.once.Do(func() {
-		if b, err := fs.ReadFile(pauseDir, "pause/pause"); err == nil && len(b) > 0 {
+		if b, err := fs.ReadFile(pauseDir, pauseFile); err == nil && len(b) > 0 {
 			testPause.bin = b
 			testPause.name, testPause.tar, testPause.err = PauseImage()
 			return

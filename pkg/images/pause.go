@@ -3,25 +3,24 @@ package images
 import (
 	"bytes"
 	"debug/elf"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"runtime"
 	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// pauseDir holds the pause binary that the Makefile builds from cmd/pause. The directory is
-// embedded rather than the file so that a checkout that never ran make still builds and vets
-// (pause/README.md is always there); see pause/README.md.
-//
-//go:embed pause
-var pauseDir embed.FS
+// pauseDir (embed_<GOARCH>.go) holds the pause binary that the Makefile builds from cmd/pause
+// for this architecture, pause/linux_<GOARCH>/pause. The directory is embedded rather than the
+// file so that a checkout that never ran make still builds and vets (its .keep is always
+// there); see pause/README.md.
+var pauseFile = path.Join("pause", platformDir, "pause")
 
 // ErrNoPauseBinary is returned by PauseImage from a binary built without make.
-var ErrNoPauseBinary = errors.New("ketch was built without the pause binary (pkg/images/pause/pause); build with make")
+var ErrNoPauseBinary = errors.New("ketch was built without the pause binary (pkg/images/" + pauseFile + "); build with make")
 
 var pause struct {
 	once sync.Once
@@ -36,7 +35,7 @@ var pause struct {
 // containerd never needs importing again.
 func PauseImage() (name string, tar []byte, err error) {
 	pause.once.Do(func() {
-		bin, err := fs.ReadFile(pauseDir, "pause/pause")
+		bin, err := fs.ReadFile(pauseDir, pauseFile)
 		if errors.Is(err, fs.ErrNotExist) || (err == nil && len(bin) == 0) {
 			pause.err = ErrNoPauseBinary
 			return

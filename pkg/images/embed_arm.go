@@ -1,0 +1,17 @@
+//go:build arm
+
+package images
+
+import "embed"
+
+// The programs the Makefile builds for linux/arm: the pause binary (pause.go) and the addon
+// program (addons.go). Each architecture has its own directories, so that a release builds
+// them side by side.
+
+//go:embed all:pause/linux_arm
+var pauseDir embed.FS
+
+//go:embed all:addons/linux_arm
+var addonsDir embed.FS
+
+const platformDir = "linux_arm"
