@@ -61,17 +61,26 @@ ln -s /bin/busybox usr/bin/wget`},
 // the service reports ready once the node is Ready, the links work, a pod keeps running across a
 // restart and an upgrade, and the uninstall scripts leave each host as it was.
 func TestInstall(t *testing.T) {
+	env := newInstallEnv(t, "kt-install", "10.211.0.0/24")
+	for _, host := range []initSystem{systemdHost, openrcHost} {
+		t.Run(host.name, func(t *testing.T) { testInstallOn(t, env, host) })
+	}
+}
+
+// installEnv is what the install tests share: the ketch binary, and a private Docker engine with
+// a network for their hosts.
+type installEnv struct {
+	e       *dockertest.Engine
+	ketch   string
+	network string
+}
+
+func newInstallEnv(t *testing.T, network, subnet string) *installEnv {
 	testutil.NeedsRoot(t, "runs hosts with init systems in Docker")
 	testutil.LockHost(t)
-	ketch := testutil.KetchBinary(t)
-	e := dockertest.Start(t)
-	e.Network(t, "kt-install", "10.211.0.0/24")
-	for _, host := range []initSystem{systemdHost, openrcHost} {
-		t.Run(host.name, func(t *testing.T) {
-			image := e.Image(t, host.rootfs)
-			testInstallOn(t, e, host, image, ketch)
-		})
-	}
+	env := &installEnv{ketch: testutil.KetchBinary(t), e: dockertest.Start(t), network: network}
+	env.e.Network(t, network, subnet)
+	return env
 }
 
 // hostVolumes are the mounts of an install host: install.sh and the templates as in a checkout,
@@ -92,9 +101,11 @@ func hostVolumes(t *testing.T, ketch string) []string {
 	}
 }
 
-func startHost(t *testing.T, e *dockertest.Engine, host initSystem, image, name, ketch string) *dockertest.Container {
+// startHost starts a host of the kind, booted, with install.sh, the templates and the binary
+// mounted; when the test fails, it says what the node was doing.
+func startHost(t *testing.T, env *installEnv, host initSystem, name string) *dockertest.Container {
 	t.Helper()
-	c := e.RunHost(t, name, image, dockertest.RunOptions{Network: "kt-install", Init: host.init, Volumes: hostVolumes(t, ketch)})
+	c := env.e.RunHost(t, name, env.e.Image(t, host.rootfs), dockertest.RunOptions{Network: env.network, Init: host.init, Volumes: hostVolumes(t, env.ketch)})
 	c.WaitFor(t, host.name+" to boot", 2*time.Minute, host.booted)
 	// Registered after the container's own cleanup, so it runs first: what the node was doing.
 	t.Cleanup(func() {
@@ -108,8 +119,8 @@ echo '## service'; tail -n 20 /var/log/ketch*.log 2>/dev/null; journalctl -u 'ke
 	return c
 }
 
-func testInstallOn(t *testing.T, e *dockertest.Engine, host initSystem, image, ketch string) {
-	server := startHost(t, e, host, image, "kt-"+host.name+"-server", ketch)
+func testInstallOn(t *testing.T, env *installEnv, host initSystem) {
+	server := startHost(t, env, host, "kt-"+host.name+"-server")
 	clean := snapshot(t, server)
 
 	// Installed without starting first, so that the test sees the whole start: with systemd
@@ -175,7 +186,7 @@ echo "status: $(systemctl show -p StatusText --value ketch)"`)
 	}
 
 	// An agent joins from a second host.
-	agent := startHost(t, e, host, image, "kt-"+host.name+"-agent", ketch)
+	agent := startHost(t, env, host, "kt-"+host.name+"-agent")
 	agentClean := snapshot(t, agent)
 	token := strings.TrimSpace(server.Must(t, nil, "cat /var/lib/ketch/server/token"))
 	url := "https://" + server.IP(t) + ":6443"
@@ -334,15 +345,8 @@ func compareSnapshots(t *testing.T, c *dockertest.Container, before, after map[s
 // message that says what is wrong, and leaves the host as it was. Then a download that does
 // match installs (without starting), and uninstalls.
 func TestInstallRefusals(t *testing.T) {
-	testutil.NeedsRoot(t, "runs hosts with init systems in Docker")
-	testutil.LockHost(t)
-	ketch := testutil.KetchBinary(t)
-	e := dockertest.Start(t)
-	e.Network(t, "kt-refusals", "10.212.0.0/24")
-	host := systemdHost
-	image := e.Image(t, host.rootfs)
-	c := e.RunHost(t, "kt-refusals", image, dockertest.RunOptions{Network: "kt-refusals", Init: host.init, Volumes: hostVolumes(t, ketch)})
-	c.WaitFor(t, "systemd to boot", 2*time.Minute, host.booted)
+	env := newInstallEnv(t, "kt-refusals", "10.212.0.0/24")
+	c := startHost(t, env, systemdHost, "kt-refusals")
 	// A release directory served over HTTP on the host itself: busybox's httpd.
 	c.Must(t, nil, `mkdir -p /srv/good /srv/bad && cp /src/ketch /srv/good/ketch-linux-amd64 && cp -r /src/package /srv/good/ &&
 cd /srv/good && sha256sum ketch-linux-amd64 package/* >sha256sum.txt &&
@@ -384,7 +388,8 @@ mkdir /mnt/tiny && mount -t tmpfs -o size=64m tmpfs /mnt/tiny`)
 
 	// Neither systemd nor OpenRC: a host whose PID 1 is not an init system.
 	t.Run("no init system", func(t *testing.T) {
-		bare := e.RunHost(t, "kt-refusals-bare", image, dockertest.RunOptions{Network: "kt-refusals", Init: []string{"sleep", "infinity"}, Volumes: hostVolumes(t, ketch)})
+		bare := env.e.RunHost(t, "kt-refusals-bare", env.e.Image(t, systemdHost.rootfs),
+			dockertest.RunOptions{Network: env.network, Init: []string{"sleep", "infinity"}, Volumes: hostVolumes(t, env.ketch)})
 		before := snapshot(t, bare)
 		out, err := bare.Exec([]string{"INSTALL_KETCH_BIN=/src/ketch"}, "sh /src/install.sh")
 		if dockertest.ExitCode(err) != 1 || !strings.Contains(out, "no systemd and no OpenRC found") {
