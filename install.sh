@@ -286,7 +286,7 @@ $upgrade && say "  upgrade: $bin_dir/ketch is replaced and the service restarts;
 # --- The changes. -------------------------------------------------------------------------------
 
 # fill TEMPLATE: the template with the @...@ fields of this install. The values hold no '|'
-# (paths are checked above; the command line is quoted by quote_* below).
+# (paths are checked above; the command line goes in through escape_sed below).
 fill() {
   sed -e "s|@NAME@|$name|g" -e "s|@ROLE@|$cmd|g" -e "s|@INIT@|$init|g" -e "s|@BIN@|$bin_dir/ketch|g" \
     -e "s|@BIN_DIR@|$bin_dir|g" -e "s|@DATA_DIR@|$data_dir|g" -e "s|@RUN_DIR@|$run_dir|g" \
