@@ -18,12 +18,20 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/console"
 	"github.com/ketch-k8s/ketch/pkg/hostcheck"
+	"github.com/ketch-k8s/ketch/pkg/pid1"
 	"github.com/ketch-k8s/ketch/pkg/version"
 )
 
 // Main runs ketch with the process's arguments and returns its exit status. ketch is also the
 // programs users run by name through links (kubectl, ctr, crictl).
 func Main(args []string) int {
+	if pid1.IsInit() {
+		// A container's first process: ketch runs as the child of a process that does PID 1's
+		// work (see pkg/pid1).
+		return pid1.Run("/proc/self/exe", args, os.Environ(), func(format string, a ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", a...)
+		})
+	}
 	switch filepath.Base(args[0]) {
 	case "kubectl":
 		return runKubectl(args[1:])
