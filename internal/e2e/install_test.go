@@ -174,13 +174,14 @@ echo "status: $(systemctl show -p StatusText --value ketch)"`)
 		t.Errorf("coredns's container changed across a restart: %s, then %s; its last state: %s", before, after,
 			server.Must(t, nil, `kubectl -n kube-system get pod -l k8s-app=kube-dns -o jsonpath='{.items[0].status.containerStatuses[0].lastState}'`))
 	}
+	upgraded := time.Now()
 	upgradeOut := server.Must(t, []string{"INSTALL_KETCH_BIN=/tmp/ketch-new"},
 		"cp /src/ketch /tmp/ketch-new && echo upgrade >>/tmp/ketch-new && "+host.shell+" /src/install.sh")
 	if !strings.Contains(upgradeOut, "upgrade: /usr/local/bin/ketch is replaced") {
 		t.Errorf("install.sh did not say it upgrades:\n%s", upgradeOut)
 	}
 	server.Must(t, nil, `[ "$(sha256sum </usr/local/bin/ketch)" = "$(sha256sum </tmp/ketch-new)" ]`)
-	waitNodeReady(t, server, "kt-"+host.name+"-server")
+	waitNodeReady(t, server, "kt-"+host.name+"-server", upgraded)
 	if after := podContainer(t, server); after != before {
 		t.Errorf("coredns's container changed across an upgrade: %s, then %s", before, after)
 	}
@@ -190,12 +191,13 @@ echo "status: $(systemctl show -p StatusText --value ketch)"`)
 	agentClean := snapshot(t, agent)
 	token := strings.TrimSpace(server.Must(t, nil, "cat /var/lib/ketch/server/token"))
 	url := "https://" + server.IP(t) + ":6443"
+	joined := time.Now()
 	out = agent.Must(t, []string{"INSTALL_KETCH_BIN=/src/ketch", "KETCH_URL=" + url, "KETCH_TOKEN=" + token}, host.shell+" /src/install.sh")
 	if !strings.Contains(out, "as: ketch agent") || !strings.Contains(out, "service: ketch-agent") {
 		t.Errorf("install.sh with KETCH_URL did not install an agent:\n%s", out)
 	}
 	checkEnvFile(t, agent, host, "ketch-agent", token)
-	waitNodeReady(t, server, "kt-"+host.name+"-agent")
+	waitNodeReady(t, server, "kt-"+host.name+"-agent", joined)
 
 	// Uninstalling leaves each host as it was.
 	out = agent.Must(t, nil, "ketch-agent-uninstall.sh")
@@ -225,22 +227,26 @@ func checkEnvFile(t *testing.T, c *dockertest.Container, host initSystem, name, 
 
 func restartService(t *testing.T, c *dockertest.Container, host initSystem, name string) {
 	t.Helper()
+	restarted := time.Now()
 	switch host.name {
 	case "systemd":
 		c.Must(t, nil, "systemctl restart "+name)
 	case "openrc":
 		c.Must(t, nil, "rc-service "+name+" restart")
 	}
-	waitNodeReady(t, c, c.Name)
+	waitNodeReady(t, c, c.Name, restarted)
 }
 
-// waitNodeReady waits for a Node to be Ready with a heartbeat from now on (a restarted node's
-// old Ready condition does not count).
-func waitNodeReady(t *testing.T, c *dockertest.Container, node string) {
+// waitNodeReady waits for a Node to be Ready with a heartbeat from since on: a restarted node's
+// old Ready condition does not count. since must be taken before the node is (re)started: the
+// kubelet reports its status as it starts, and then only every few minutes while nothing
+// changes (the Lease is its heartbeat in between).
+func waitNodeReady(t *testing.T, c *dockertest.Container, node string, since time.Time) {
 	t.Helper()
-	since := time.Now().Add(-2 * time.Second).UTC().Format(time.RFC3339)
+	// Heartbeats have whole seconds.
+	after := since.Add(-time.Second).UTC().Format(time.RFC3339)
 	c.WaitFor(t, "node "+node+" Ready", 4*time.Minute, fmt.Sprintf(
-		`kubectl get node %s -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}' | awk '$1 == "True" && $2 >= "%s" { ok = 1 } END { exit !ok }'`, node, since))
+		`kubectl get node %s -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}' | awk '$1 == "True" && $2 >= "%s" { ok = 1 } END { exit !ok }'`, node, after))
 }
 
 // podContainer is coredns's container: its ID and restart count, and the PID of its task. It
