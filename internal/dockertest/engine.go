@@ -108,19 +108,16 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// Run runs a docker command against the engine and returns its standard output.
-func (e *Engine) Run(args ...string) (string, error) {
-	return e.RunInput(nil, args...)
+// command is a docker client command against the engine.
+func (e *Engine) command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, docker, append([]string{"--host", "unix://" + e.socket}, args...)...)
 }
 
-// RunInput is Run with standard input.
-func (e *Engine) RunInput(stdin []byte, args ...string) (string, error) {
+// Run runs a docker command against the engine and returns its standard output.
+func (e *Engine) Run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, docker, append([]string{"--host", "unix://" + e.socket}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
+	cmd := e.command(ctx, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -260,8 +257,7 @@ func (c *Container) Exec(env []string, script string) (string, error) {
 	args = append(args, c.Name, "sh", "-c", script)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, docker, append([]string{"--host", "unix://" + c.e.socket}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := c.e.command(ctx, args...).CombinedOutput()
 	return string(out), err
 }
 

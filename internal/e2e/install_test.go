@@ -167,8 +167,11 @@ echo "status: $(systemctl show -p StatusText --value ketch)"`)
 	}
 
 	// A pod keeps running across a restart of the service and across an upgrade.
-	server.Must(t, nil, "kubectl -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns --timeout=300s")
-	before := podContainer(t, server)
+	before := podContainer(t, server) // waits for coredns to be Ready
+	// crictl through its link sees the same pod on the node's containerd.
+	if out := server.Must(t, nil, "crictl pods --namespace kube-system --state ready"); !strings.Contains(out, "coredns") {
+		t.Errorf("crictl pods through the link:\n%s", out)
+	}
 	restartService(t, server, host, "ketch")
 	if after := podContainer(t, server); after != before {
 		t.Errorf("coredns's container changed across a restart: %s, then %s; its last state: %s", before, after,
