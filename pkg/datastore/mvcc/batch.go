@@ -47,6 +47,7 @@ type batch struct {
 	revEvents        []revEvents
 	wantPrev         bool
 	dirty            bool
+	recordDelta      int64 // records added less records deleted, for metaRecords
 	err              error // a failure of the transaction itself; fails the whole batch
 
 	leaseGrants  map[int64]*lease
@@ -189,6 +190,7 @@ func (b *batch) putRecord(r revision, rec *record) {
 	if err := b.revs.Put(revKey(r), rec.encode()); err != nil {
 		b.setErr(fmt.Errorf("storing revision %d: %w", r.main, err))
 	}
+	b.recordDelta++
 }
 
 // put writes key inside the current transaction and returns the previous value if asked.

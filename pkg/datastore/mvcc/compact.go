@@ -148,6 +148,7 @@ func (b *batch) deleteRecords(revs []revision) error {
 		if err := b.revs.Delete(revKey(r)); err != nil {
 			return fmt.Errorf("deleting compacted revision %d: %w", r.main, err)
 		}
+		b.recordDelta--
 	}
 	return nil
 }

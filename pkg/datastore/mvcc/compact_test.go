@@ -75,6 +75,11 @@ func TestCompaction(t *testing.T) {
 	if n := countRecords(t, s); n != 2 {
 		t.Fatalf("%d records after the next compaction, want a@7 and d@9", n)
 	}
+	// Opening checks the records left against the count the commits kept.
+	s = reopen(t, s)
+	if n := countRecords(t, s); n != 2 {
+		t.Fatalf("%d records after a restart, want 2", n)
+	}
 }
 
 // TestCompactionResumesAfterRestart: a compaction whose record deletion was interrupted is
@@ -114,6 +119,7 @@ func TestHistoryCap(t *testing.T) {
 		t.Fatalf("history not capped: revision %d, compacted %d", rev, compacted)
 	}
 	eventually(t, 5e9, "records deleted", func() bool { return countRecords(t, s) <= 60 })
+	reopen(t, s) // the record count kept through the deletions agrees with the file
 }
 
 // TestCompactionFreesPages: the file's free pages are reused, so churn plus compaction does

@@ -31,6 +31,11 @@ var (
 	metaMemberID    = []byte("member_id")
 	// metaCleanClose holds the ID of the transaction Close wrote last, with bbolt's freelist.
 	metaCleanClose = []byte("clean_close")
+	// metaRecords counts the records in the revs bucket as of the last commit. bbolt pages carry
+	// no checksum: a damaged branch page can drop whole subtrees of records while every page
+	// left in the tree still passes bbolt's checks (the dropped pages just look free). Records
+	// carry their own checksum; this count catches the records that are no longer there at all.
+	metaRecords = []byte("records")
 )
 
 // formatVersion names the on-disk layout; a file with another value is refused.
@@ -44,7 +49,9 @@ const formatVersion = "ketch-datastore-2"
 // commit (with many free pages that costs more than the data); Close writes it. After an
 // unclean shutdown, opening for writing rebuilds the freelist by walking every page in a
 // goroutine of bbolt's, which panics on inconsistencies a read cannot see (a page claimed
-// twice), so that case is first checked out of process with CheckFile.
+// twice); after a clean one, a damaged freelist is trusted and the next commit panics or
+// overwrites live pages. So every existing file is first checked out of process with
+// CheckFile: about 170 ms for an 80 MB file, far less for a small cluster's.
 func (s *Store) load() error {
 	path := s.opts.Path
 	info, err := os.Stat(path)
@@ -63,8 +70,12 @@ func (s *Store) load() error {
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, path, err)
 		}
-		if !st.cleanClose && !st.fresh && s.opts.CheckFile != nil {
-			klog.InfoS("Datastore was not shut down cleanly; checking its file", "path", path)
+		if !st.fresh && s.opts.CheckFile != nil {
+			if st.cleanClose {
+				klog.V(2).InfoS("Checking the datastore file", "path", path)
+			} else {
+				klog.InfoS("Datastore was not shut down cleanly; checking its file", "path", path)
+			}
 			if err := s.opts.CheckFile(path); err != nil {
 				return fmt.Errorf("%w: %s: %v; restore a snapshot or move the file away to start empty", ErrCorrupt, path, err)
 			}
@@ -86,6 +97,7 @@ func (s *Store) load() error {
 	}
 	s.db = db
 	s.idx = st.idx
+	s.records.Store(st.records)
 	s.rev.Store(st.rev)
 	s.compactRev.Store(st.compactRev)
 	s.clusterID, s.memberID = st.clusterID, st.memberID
@@ -149,6 +161,7 @@ type loadedState struct {
 	// cleanClose says Close wrote the last transaction, with bbolt's freelist.
 	cleanClose          bool
 	idx                 *index
+	records             int64
 	rev, compactRev     int64
 	clusterID, memberID uint64
 	leases              map[int64]*lease
@@ -186,11 +199,17 @@ func readState(db *bolt.DB) (st loadedState, err error) {
 		st.compactRev = getInt(meta, metaCompactRev)
 		st.clusterID = uint64(getInt(meta, metaClusterID))
 		st.memberID = uint64(getInt(meta, metaMemberID))
-		idx, err := rebuildIndex(tx.Bucket(bucketRevs), st.rev)
+		idx, records, err := rebuildIndex(tx.Bucket(bucketRevs), st.rev)
 		if err != nil {
 			return err
 		}
-		st.idx = idx
+		// Files from before the count was kept have none; their first commit writes it.
+		if v := meta.Get(metaRecords); v != nil {
+			if want := getInt(meta, metaRecords); len(v) != 8 || want != records {
+				return fmt.Errorf("it holds %d records but its last commit left %d: pages of the log were lost", records, want)
+			}
+		}
+		st.idx, st.records = idx, records
 		st.leases, err = loadLeases(tx.Bucket(bucketLeases), idx)
 		return err
 	})
@@ -210,7 +229,7 @@ func initFile(tx *bolt.Tx) error {
 		return err
 	}
 	// etcd starts an empty store at revision 1.
-	for name, v := range map[string]int64{string(metaRev): 1, string(metaClusterID): randomID(), string(metaMemberID): randomID()} {
+	for name, v := range map[string]int64{string(metaRev): 1, string(metaRecords): 0, string(metaClusterID): randomID(), string(metaMemberID): randomID()} {
 		if err := putInt(meta, []byte(name), v); err != nil {
 			return err
 		}
@@ -242,10 +261,11 @@ func scanVerified(b cursorer, fn func(k, v []byte) error) error {
 	return nil
 }
 
-func rebuildIndex(revs *bolt.Bucket, rev int64) (*index, error) {
-	idx := newIndex()
+func rebuildIndex(revs *bolt.Bucket, rev int64) (idx *index, records int64, err error) {
+	idx = newIndex()
 	var last *keyIndex
-	err := scanVerified(revs, func(k, v []byte) error {
+	err = scanVerified(revs, func(k, v []byte) error {
+		records++
 		r, err := parseRevKey(k)
 		if err != nil {
 			return err
@@ -273,7 +293,7 @@ func rebuildIndex(revs *bolt.Bucket, rev int64) (*index, error) {
 		}
 		return nil
 	})
-	return idx, err
+	return idx, records, err
 }
 
 func getInt(b *bolt.Bucket, name []byte) int64 {

@@ -98,6 +98,10 @@ type Store struct {
 	// restart (which rereads the file) can be trusted.
 	writeErr atomic.Pointer[error]
 
+	// records is the number of records in the file as of the last commit (see metaRecords);
+	// only the writer changes it.
+	records atomic.Int64
+
 	// commits counts bbolt commits, to show group commit at work.
 	commits atomic.Int64
 

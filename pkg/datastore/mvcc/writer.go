@@ -244,6 +244,9 @@ func (w *writer) applyAndCommit(ops []*writeOp) (b *batch, deleted int, err erro
 	if b.rev != b.startRev {
 		b.setErr(putInt(b.meta, metaRev, b.rev))
 	}
+	if b.recordDelta != 0 || (b.dirty && b.meta.Get(metaRecords) == nil) {
+		b.setErr(putInt(b.meta, metaRecords, s.records.Load()+b.recordDelta))
+	}
 	if b.err != nil {
 		return nil, 0, b.err
 	}
@@ -258,6 +261,7 @@ func (w *writer) applyAndCommit(ops []*writeOp) (b *batch, deleted int, err erro
 		w.commitFailed(txID, err)
 		return nil, 0, fmt.Errorf("writing to %s: %w", s.opts.Path, err)
 	}
+	s.records.Add(b.recordDelta)
 	return b, deleted, nil
 }
 
