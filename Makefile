@@ -22,7 +22,7 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons docs fmt vet clean release release-build test-release FORCE
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons bench-docker docs fmt vet clean release release-build test-release image image-save release-images FORCE
 
 all: build
 
@@ -77,6 +77,21 @@ test-release: release
 	KETCH_VERSION=$(VERSION) KETCH_RELEASE_ARCHES='$(RELEASE_ARCHES)' GOARM=$(GOARM) \
 		$(GO) test -tags release -count=1 -v -timeout 60m ./internal/release
 
+# image builds the node image (the Dockerfile, docs/docker.md) for ARCH from bin/ketch, with
+# docker, podman or buildah (IMAGE_TOOL picks one), tagged IMAGE; image-save also writes it to
+# dist/ketch-image-<arch>.tar. release-images builds the release and an image of each release
+# binary, tagged ketch:<version>-<arch>, each saved to dist/ (the foreign architectures' iptables
+# and mount come from Debian's packages for them: scripts/build-image.sh).
+IMAGE ?= ketch:latest
+image: build
+	scripts/build-image.sh --arch $(ARCH) --ketch $(BIN) --tag $(IMAGE)
+
+image-save: build
+	scripts/build-image.sh --arch $(ARCH) --ketch $(BIN) --tag $(IMAGE) --save dist/ketch-image-$(ARCH).tar
+
+release-images: release
+	$(foreach a,$(RELEASE_ARCHES),scripts/build-image.sh --arch $(a) --ketch dist/ketch-linux-$(a) --tag ketch:$(VERSION)-$(a) --save dist/ketch-image-$(a).tar &&) true
+
 FORCE:
 
 # deps installs what building and testing need on a fresh Debian machine.
@@ -117,6 +132,12 @@ bench-multinode: build
 # holds /tmp/ketch-host.lock).
 bench-addons: build
 	$(GO) run ./tools/ketch-bench addons --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+
+# bench-docker times clusters in Docker (the node image, scripts/ketch-docker-cluster.sh) in a
+# private Docker engine, cold and warm, and measures their idle memory (root; it holds
+# /tmp/ketch-host.lock).
+bench-docker: build
+	$(GO) run ./tools/ketch-bench docker --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 # docs regenerates the command reference from the flag definitions; a test fails when it is stale.
 docs:

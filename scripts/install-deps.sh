@@ -61,9 +61,11 @@ go version >/dev/null || die "go does not run"
 # kernel's /dev/fuse), busybox-static for test images, Debian's containerd for the image
 # import tests, which use it as a daemon independent of ketch's own, and for the installer's
 # tests Docker (hosts with systemd or OpenRC as PID 1), debootstrap (their root file systems),
-# and shellcheck, dash and busybox (install.sh and the scripts are POSIX sh).
+# and shellcheck, dash and busybox (install.sh and the scripts are POSIX sh). The node image
+# (make image) ships Debian's iptables and mount with their libraries, and CA certificates; its
+# tests run clusters in Docker, also from docker-compose.
 apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc \
-  docker.io debootstrap shellcheck dash
+  docker.io docker-compose ca-certificates debootstrap shellcheck dash
 if $release; then
   # GOARCH of each release binary (the Makefile's RELEASE_ARCHES) -> Debian architecture and
   # the package of its cross compiler. apt_install runs apt-get update when a package is

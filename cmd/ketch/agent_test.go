@@ -32,7 +32,7 @@ func TestAgentBadInput(t *testing.T) {
 		{"no token", []string{"--server", "https://192.0.2.1:6443"}, []string{"ketch agent needs a join token: --token, --token-file or KETCH_TOKEN"}},
 		{"no server", []string{"--token", "K10" + hash + "::server:secret-123"}, []string{`--server "" must be the server's https URL`}},
 		{"http server", []string{"--server", "http://192.0.2.1:6443", "--token", "K10" + hash + "::server:secret-123"}, []string{"must be the server's https URL"}},
-		{"token without K10", []string{"--server", "https://192.0.2.1:6443", "--token", "abcdef.0123456789abcdef"}, []string{"the join token: a join token starts with K10"}},
+		{"token without K10", []string{"--server", "https://192.0.2.1:6443", "--token", "abcdef.0123456789abcdef"}, []string{"the join token: an agent token starts with K10"}},
 		{"damaged hash", []string{"--server", "https://192.0.2.1:6443", "--token", "K10abc::server:secret-123"}, []string{"after K10 it must have 64 hex digits"}},
 		{"missing token file", []string{"--server", "https://192.0.2.1:6443", "--token-file", "/nonexistent/token"}, []string{"--token-file: reading the token file"}},
 		{"bad label and taint", []string{"--server", "https://192.0.2.1:6443", "--token-file", tokenFile, "--node-label", "no-value", "--node-taint", "k=v:Sometimes"}, []string{`--node-label "no-value" must be key=value`, "--node-taint"}},

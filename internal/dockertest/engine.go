@@ -10,7 +10,6 @@
 package dockertest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,85 +19,42 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ketch-k8s/ketch/internal/harness"
+	"github.com/ketch-k8s/ketch/internal/dockerd"
 )
 
 // CacheDir keeps the engine's images and the root file systems between test runs; remove it to
 // start afresh.
 const CacheDir = "/var/tmp/ketch-test-cache"
 
-// Engine is a private dockerd.
+// Engine is a private dockerd (internal/dockerd) that a test started.
 type Engine struct {
-	socket string
-	proc   *harness.Process
+	*dockerd.Engine
 }
-
-// Binaries are Debian's docker.io: the engine and a client of its API version (a newer client
-// earlier on PATH would also do, but this one is sure to match).
-const (
-	dockerd = "/usr/sbin/dockerd"
-	docker  = "/usr/bin/docker"
-)
 
 // Start starts a private engine; t's cleanup stops it after the containers and networks the test
 // made are gone.
 func Start(t testing.TB) *Engine {
 	t.Helper()
-	for _, bin := range []string{dockerd, docker} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("%s is missing: apt-get install docker.io (scripts/install-deps.sh does)", bin)
-		}
-	}
-	// Short paths: the engine's containerd puts sockets below its exec root.
-	execRoot, err := os.MkdirTemp("/run", "ktd-")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	logFile := filepath.Join(t.TempDir(), "dockerd.log")
+	d, err := dockerd.Start(ctx, filepath.Join(CacheDir, "docker"), logFile)
 	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{socket: filepath.Join(execRoot, "docker.sock")}
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(dockerd,
-		"--data-root", filepath.Join(CacheDir, "docker"),
-		"--exec-root", execRoot,
-		"--pidfile", filepath.Join(execRoot, "dockerd.pid"),
-		"--host", "unix://"+e.socket,
-		// No default bridge, no iptables rules, no sysctl changes: the host stays as it was;
-		// containers talk over networks the test makes, and need no way out.
-		"--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
-		"--storage-driver=overlay2")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	e.proc, err = harness.Start(cmd, syscall.SIGTERM)
-	if err != nil {
-		t.Fatal(err)
+		b, _ := os.ReadFile(logFile)
+		t.Fatalf("%v\n%s", err, tail(b, 3000))
 	}
 	t.Cleanup(func() {
-		e.proc.Stop(syscall.SIGTERM, 30*time.Second)
-		logFile.Close()
-		os.RemoveAll(execRoot)
+		d.Stop()
 		if t.Failed() {
-			if b, err := os.ReadFile(logFile.Name()); err == nil {
+			if b, err := os.ReadFile(logFile); err == nil {
 				t.Logf("dockerd log (last 3000 bytes):\n%s", tail(b, 3000))
 			}
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := e.Run("version", "--format", "{{.Server.Version}}"); err == nil {
-			break
-		}
-		if e.proc.Exited() || time.Now().After(deadline) {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("dockerd did not come up:\n%s", tail(b, 3000))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return e
+	return &Engine{d}
 }
 
 func tail(b []byte, n int) []byte {
@@ -108,22 +64,22 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// command is a docker client command against the engine.
-func (e *Engine) command(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, docker, append([]string{"--host", "unix://" + e.socket}, args...)...)
-}
-
 // Run runs a docker command against the engine and returns its standard output.
 func (e *Engine) Run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := e.command(ctx, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	return e.Engine.Run(ctx, args...)
+}
+
+// Logs is a container's output, standard output and standard error together.
+func (e *Engine) Logs(name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := e.Command(ctx, "logs", name).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(docker logs %s: %v) %s", name, err, out)
 	}
-	return stdout.String(), nil
+	return string(out)
 }
 
 // Must is Run that fails t on an error.
@@ -177,21 +133,28 @@ type RunOptions struct {
 	Volumes []string
 }
 
+// Privileges are what docker run --privileged stands for, less what this machine cannot grant
+// (--privileged asks for CAP_SYS_RESOURCE, which its processes lack, and fails: ENVIRONMENT.md):
+// every other capability, no seccomp or AppArmor profile, /proc and /sys unmasked, access to
+// every device, and a cgroup namespace of the container's own. /sys and the cgroup hierarchies
+// are still mounted read-only; what runs in the container remounts them.
+var Privileges = []string{
+	"--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
+	"--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--security-opt=systempaths=unconfined",
+	"--device-cgroup-rule=a *:* rwm", "--cgroupns=private",
+}
+
 // RunHost starts a container that is a whole host for a node: all the capabilities this machine
 // has, no seccomp or AppArmor profile, every device, its own cgroup namespace, tmpfs /run and
 // /tmp, and /dev/kmsg (the kubelet reads it). t's cleanup removes it.
 func (e *Engine) RunHost(t testing.TB, name, image string, o RunOptions) *Container {
 	t.Helper()
 	e.Run("rm", "--force", "--volumes", name) // left by a killed run
-	args := []string{"run", "--detach", "--name", name, "--hostname", name,
-		"--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-		"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-		"--security-opt", "systempaths=unconfined",
-		"--device-cgroup-rule", "a *:* rwm", "--device", "/dev/kmsg",
-		"--cgroupns", "private",
+	args := append([]string{"run", "--detach", "--name", name, "--hostname", name}, Privileges...)
+	args = append(args, "--device", "/dev/kmsg",
 		"--tmpfs", "/run:exec", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
 		"--env", "container=docker",
-		"--entrypoint", "/bin/sh"}
+		"--entrypoint", "/bin/sh")
 	if o.Network != "" {
 		args = append(args, "--network", o.Network)
 	}
@@ -205,9 +168,7 @@ func (e *Engine) RunHost(t testing.TB, name, image string, o RunOptions) *Contai
 	c := &Container{e: e, Name: name}
 	t.Cleanup(func() {
 		if t.Failed() {
-			if logs, err := e.Run("logs", "--tail", "50", name); err == nil {
-				t.Logf("container %s output:\n%s", name, logs)
-			}
+			t.Logf("container %s output:\n%s", name, tail([]byte(e.Logs(name)), 5000))
 		}
 		if _, err := e.Run("rm", "--force", "--volumes", name); err != nil {
 			t.Errorf("removing container %s: %v", name, err)
@@ -257,7 +218,7 @@ func (c *Container) Exec(env []string, script string) (string, error) {
 	args = append(args, c.Name, "sh", "-c", script)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	out, err := c.e.command(ctx, args...).CombinedOutput()
+	out, err := c.e.Command(ctx, args...).CombinedOutput()
 	return string(out), err
 }
 

@@ -85,7 +85,7 @@ func (e *Engine) Image(t testing.TB, r Rootfs) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imp := e.command(t.Context(), "import", "-", tag)
+	imp := e.Command(t.Context(), "import", "-", tag)
 	imp.Stdin = pipe
 	if err := tar.Start(); err != nil {
 		t.Fatal(err)

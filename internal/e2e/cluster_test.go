@@ -238,7 +238,7 @@ func echoImage(t *testing.T, name string, oci bool) []byte {
 		{Path: "/bin/busybox", Mode: 0o755, Source: busybox},
 		{Path: "/tmp", Mode: fs.ModeDir | 0o1777},
 	}
-	for _, applet := range []string{"sh", "cat", "wget", "sleep", "hostname", "ls", "seq", "echo", "grep", "sort", "wc", "true", "test"} {
+	for _, applet := range []string{"sh", "cat", "wget", "sleep", "hostname", "ls", "seq", "echo", "grep", "sort", "wc", "true", "test", "timeout"} {
 		files = append(files, images.File{Path: "/bin/" + applet, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"})
 	}
 	layers := []images.Layer{{Files: files}}

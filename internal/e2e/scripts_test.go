@@ -8,13 +8,14 @@ import (
 	"github.com/ketch-k8s/ketch/internal/testutil"
 )
 
-// TestShellScripts checks the scripts install.sh installs, and install.sh itself, as POSIX sh:
+// TestShellScripts checks the scripts install.sh installs, install.sh itself and
+// ketch-docker-cluster.sh, as POSIX sh:
 // shellcheck in sh mode, and a parse by each shell they must run under (dash, busybox ash).
-// TestInstall runs them for real.
+// TestInstall and TestDockerCluster run them for real.
 func TestShellScripts(t *testing.T) {
 	testutil.SkipIfShort(t, "needs shellcheck, dash and busybox (scripts/install-deps.sh)")
 	repo := testutil.RepoRoot()
-	scripts := []string{filepath.Join(repo, "install.sh")}
+	scripts := []string{filepath.Join(repo, "install.sh"), filepath.Join(repo, "scripts", "ketch-docker-cluster.sh")}
 	more, err := filepath.Glob(filepath.Join(repo, "package", "*.sh"))
 	if err != nil {
 		t.Fatal(err)

@@ -118,11 +118,20 @@ func Start(ctx context.Context, n *lifecycle.Node, node Node) error {
 		return annotateNode(ctx, nodeClient, node.NodeName, map[string]string{StorageDirAnnotation: paths.StorageDir()})
 	})
 
+	resolvConf, msg, err := podResolvConf(node)
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		n.Printf("%s", msg)
+	}
+
 	stage := n.Stage("node")
 	n.Waiting("the kubelet to start")
 	kubelet, err := startKubelet(stage.Context(), kubeletConfig{
 		Node: node, RuntimeEndpoint: "unix://" + paths.ContainerdSocket(),
 		CgroupDriver: host.CgroupDriver, CgroupV1: host.CgroupVersion == 1, CgroupRoot: cgroupRoot,
+		ResolvConf: resolvConf,
 	})
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ type kubeletConfig struct {
 	CgroupDriver    string // cgroupfs or systemd
 	CgroupV1        bool
 	CgroupRoot      string // the node's pods' cgroup; empty: the kubelet's default
+	ResolvConf      string // for pods with the Default DNS policy (podResolvConf)
 }
 
 // startKubelet writes the kubelet's configuration and runs it until ctx ends. The kubelet goes
@@ -97,7 +97,7 @@ func kubeletConfiguration(k kubeletConfig) *kubeletv1beta1.KubeletConfiguration 
 		// not know, which would be another node's on a shared machine.
 		PodLogsDir:          paths.PodLogsDir(),
 		ReadOnlyPort:        0,
-		ResolverConfig:      ptr.To(resolvConf()),
+		ResolverConfig:      ptr.To(k.ResolvConf),
 		SerializeImagePulls: ptr.To(false),
 		StaticPodPath:       paths.StaticPodDir(),
 		TLSCertFile:         k.Certs.KubeletServingCert,
@@ -110,34 +110,6 @@ func kubeletConfiguration(k kubeletConfig) *kubeletv1beta1.KubeletConfiguration 
 		c.FailCgroupV1 = ptr.To(false)
 	}
 	return c
-}
-
-// resolvConf is the file pods with the Default DNS policy get; a host that only has a local
-// stub resolver gets the upstream list systemd-resolved keeps.
-func resolvConf() string {
-	const stubUpstream = "/run/systemd/resolve/resolv.conf"
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if err == nil && onlyLoopbackNameservers(string(b)) {
-		if _, err := os.Stat(stubUpstream); err == nil {
-			return stubUpstream
-		}
-	}
-	return "/etc/resolv.conf"
-}
-
-func onlyLoopbackNameservers(resolv string) bool {
-	found := false
-	for _, line := range strings.Split(resolv, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
-		}
-		found = true
-		if ip := net.ParseIP(f[1]); ip == nil || !ip.IsLoopback() {
-			return false
-		}
-	}
-	return found
 }
 
 func writeYAML(path string, v any) error {

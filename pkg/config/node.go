@@ -27,16 +27,19 @@ type Node struct {
 	KubeProxyArgs []string
 	// FlannelIface is the interface for traffic between nodes; empty: the node IP's.
 	FlannelIface string
-	Debug        bool
+	// ResolvConf is the resolv.conf the user chose for pods with the Default DNS policy; empty:
+	// the agent picks one (pkg/agent, podResolvConf).
+	ResolvConf string
+	Debug      bool
 }
 
 // NodeRaw is Node as given, before parsing.
 type NodeRaw struct {
-	DataDir, RunDir, NodeName, FlannelIface string
-	NodeIPs, NodeExternalIPs                []string
-	Labels, Taints                          []string
-	KubeletArgs, KubeProxyArgs              []string
-	Debug                                   bool
+	DataDir, RunDir, NodeName, FlannelIface, ResolvConf string
+	NodeIPs, NodeExternalIPs                            []string
+	Labels, Taints                                      []string
+	KubeletArgs, KubeProxyArgs                          []string
+	Debug                                               bool
 }
 
 // Paths are the node's files and directories.
@@ -61,6 +64,9 @@ func parseNode(raw NodeRaw, fail func(string, ...any)) Node {
 	n := Node{
 		DataDir: raw.DataDir, RunDir: raw.RunDir, Labels: raw.Labels, Taints: raw.Taints,
 		KubeletArgs: raw.KubeletArgs, KubeProxyArgs: raw.KubeProxyArgs, FlannelIface: raw.FlannelIface, Debug: raw.Debug,
+	}
+	if raw.ResolvConf != "" {
+		n.ResolvConf = checkResolvConf(raw.ResolvConf, fail)
 	}
 	for _, dir := range []*string{&n.DataDir, &n.RunDir} {
 		if *dir == "" {
@@ -157,4 +163,26 @@ func defaultRouteIP() (net.IP, error) {
 		}
 	}
 	return nil, errors.New("no default route to take the node IP from; pass --node-ip")
+}
+
+// checkResolvConf makes sure a --resolv-conf names a readable file with a nameserver, and
+// returns its absolute path: the kubelet reads it for every pod it starts.
+func checkResolvConf(path string, fail func(string, ...any)) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		fail("--resolv-conf %q: %v", path, err)
+		return ""
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		fail("--resolv-conf: %v", err)
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			return abs
+		}
+	}
+	fail("--resolv-conf %s has no nameserver line: pods would resolve nothing outside the cluster", abs)
+	return ""
 }

@@ -61,6 +61,10 @@ func TestParseErrors(t *testing.T) {
 		change func(*ServerRaw)
 		want   string
 	}{
+		{"resolv.conf missing", func(r *ServerRaw) { r.ResolvConf = "/nonexistent/resolv.conf" },
+			`--resolv-conf: open /nonexistent/resolv.conf: no such file or directory`},
+		{"resolv.conf without a nameserver", func(r *ServerRaw) { r.ResolvConf = "/dev/null" },
+			`--resolv-conf /dev/null has no nameserver line`},
 		{"cluster CIDR prefix too long", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.0/33" },
 			`--cluster-cidr "10.42.0.0/33" is not a CIDR (like 10.42.0.0/16): invalid CIDR address: 10.42.0.0/33`},
 		{"cluster CIDR not a CIDR", func(r *ServerRaw) { r.ClusterCIDR = "banana" },

@@ -164,8 +164,12 @@ func (p *prober) loadModules() {
 
 // checkAndDetect is Check: adapt the host, then evaluate it as a node needs it.
 func (p *prober) checkAndDetect(o options) (*Host, error) {
+	adapted := p.adaptContainer()
 	p.loadModules()
 	h, detectErr := p.detect()
+	if h != nil {
+		h.Messages = append(adapted, h.Messages...)
+	}
 	o.loaded = true
 	r := p.report(o)
 	if err := r.Err(); err != nil {

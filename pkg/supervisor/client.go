@@ -48,11 +48,11 @@ func Connect(ctx context.Context, serverURL string, tok token.Token) (*Client, e
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
 	}}
 	defer insecure.CloseIdleConnections()
-	bundle, err := get(ctx, insecure, base+PathCACerts)
+	bundle, header, err := get(ctx, insecure, base+PathCACerts)
 	if err != nil {
 		return nil, fmt.Errorf("fetching the server's CA: %w", err)
 	}
-	if !tok.MatchesCA(bundle) {
+	if !tok.VerifyCA(bundle, header.Get(HeaderCAProof)) {
 		return nil, fmt.Errorf("%w: the token is for another cluster, or something between here and %s answers in its place", ErrCAMismatch, u.Host)
 	}
 	pool, err := certutil.NewPoolFromBytes(bundle)
@@ -103,13 +103,14 @@ func (c *Client) do(ctx context.Context, method, path string, payload []byte, he
 		req.Header[k] = v
 	}
 	req.SetBasicAuth(c.cred.Username, c.cred.Password)
-	return send(c.http, req)
+	body, _, err := send(c.http, req)
+	return body, err
 }
 
-func get(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+func get(ctx context.Context, client *http.Client, url string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return send(client, req)
 }
@@ -137,18 +138,18 @@ func Retryable(err error) bool {
 	return !errors.Is(err, ErrCAMismatch) && !errors.Is(err, errServerURL) && !errors.Is(err, context.Canceled)
 }
 
-func send(client *http.Client, req *http.Request) ([]byte, error) {
+func send(client *http.Client, req *http.Request) ([]byte, http.Header, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the server: %w", err)
+		return nil, nil, fmt.Errorf("cannot reach the server: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading the server's answer: %w", err)
+		return nil, nil, fmt.Errorf("reading the server's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &RefusedError{Status: resp.StatusCode, Message: strings.TrimSpace(string(body))}
+		return nil, nil, &RefusedError{Status: resp.StatusCode, Message: strings.TrimSpace(string(body))}
 	}
-	return body, nil
+	return body, resp.Header, nil
 }

@@ -36,6 +36,9 @@ const (
 	PathPing      = "/ping"
 	PathConfig    = "/v1-ketch/config"
 	PathNodeCerts = "/v1-ketch/node-certs"
+	// HeaderCAProof carries, with /cacerts, the server's proof that it knows the server secret
+	// (token.CAProof), for nodes that join with the bare secret.
+	HeaderCAProof = "Ketch-CA-Proof"
 	// HeaderNodePassword carries the joining machine's node password.
 	HeaderNodePassword = "Ketch-Node-Password"
 	minPasswordLength  = 16
@@ -104,8 +107,10 @@ type Supervisor struct {
 // New builds the supervisor.
 func New(opts Options) *Supervisor {
 	s := &Supervisor{opts: opts, mux: http.NewServeMux()}
+	caProof := token.CAProof(opts.ServerToken.Password, opts.CABundle)
 	s.mux.HandleFunc("GET "+PathCACerts, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set(HeaderCAProof, caProof)
 		w.Write(opts.CABundle)
 	})
 	s.mux.HandleFunc("GET "+PathPing, func(w http.ResponseWriter, r *http.Request) {

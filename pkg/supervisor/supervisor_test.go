@@ -187,11 +187,25 @@ func wantBare401(t *testing.T, r reply) {
 	}
 }
 
+// The server secret alone (no CA hash) joins: the server proves it knows the secret.
+func TestBareServerSecret(t *testing.T) {
+	c := newCluster(t)
+	bare := token.Token{Username: token.ServerUser, Password: c.serverToken.Password}
+	client, err := supervisor.Connect(context.Background(), c.url, bare)
+	if err != nil {
+		t.Fatalf("Connect with the bare server secret: %v", err)
+	}
+	if _, err := client.Config(context.Background()); err != nil {
+		t.Fatalf("Config with the bare server secret: %v", err)
+	}
+}
+
 // A token of another cluster: Connect finds the CA it downloads is not the token's and stops
 // before it sends the secret.
 func TestTokenForAnotherCluster(t *testing.T) {
 	ours, other := newCluster(t), newCluster(t)
-	for name, tok := range map[string]token.Token{"server token": ours.serverToken, "agent token": ours.agentToken(t, 0)} {
+	bare := token.Token{Username: token.ServerUser, Password: ours.serverToken.Password}
+	for name, tok := range map[string]token.Token{"server token": ours.serverToken, "agent token": ours.agentToken(t, 0), "bare server secret": bare} {
 		before := len(other.requests())
 		_, err := supervisor.Connect(context.Background(), other.url, tok)
 		if !errors.Is(err, supervisor.ErrCAMismatch) {

@@ -7,6 +7,7 @@
 package token
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -41,11 +42,20 @@ var (
 	secretSyntax = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]{8,256}$`)
 )
 
-// Parse reads a full token: K10<hash>::server:<secret> or K10<hash>::<id>.<secret>.
+// Parse reads a join token: a full one, K10<hash>::server:<secret> or K10<hash>::<id>.<secret>,
+// or only the server's secret (as given to the server with --token). A bare secret names no CA:
+// the server proves instead that it knows the secret (CAProof), so that a cluster whose
+// nodes share one secret from the start (docker compose) needs no token copied after it.
 func Parse(s string) (Token, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, prefix) {
-		return Token{}, errors.New("a join token starts with K10; copy it whole from the server's <data-dir>/server/token or from `ketch token create`")
+		if bootstraputil.IsValidBootstrapToken(s) {
+			return Token{}, errors.New("an agent token starts with K10<hash>::; copy it whole from `ketch token create`")
+		}
+		if secretSyntax.MatchString(s) {
+			return Token{Username: ServerUser, Password: s}, nil
+		}
+		return Token{}, errors.New("a join token starts with K10, or is the server's secret (8 to 256 letters, digits or ._~+/=-); copy it whole from the server's <data-dir>/server/token or from `ketch token create`")
 	}
 	hash, cred, ok := strings.Cut(strings.TrimPrefix(s, prefix), "::")
 	if !ok || !hashPattern.MatchString(hash) {
@@ -111,6 +121,27 @@ func CAHash(caBundle []byte) string {
 // MatchesCA is whether caBundle is the one the token names.
 func (t Token) MatchesCA(caBundle []byte) bool {
 	return subtle.ConstantTimeCompare([]byte(t.CAHash), []byte(CAHash(caBundle))) == 1
+}
+
+// CAProof is the server's proof, sent with its CA bundle, that it knows the server secret: an
+// HMAC-SHA256 of the bundle keyed with the secret. A joining node that has only the secret checks
+// the bundle with it, as it would check the hash of a full token. (Like any proof keyed with a
+// secret, it lets a secret guessed offline be confirmed: a chosen --token must be long and
+// random; the one ketch makes is 32 random characters.)
+func CAProof(secret string, caBundle []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("ketch cacerts\x00"))
+	mac.Write(caBundle)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// VerifyCA is whether caBundle is the CA the token names: by its hash for a full token, by the
+// server's proof for a bare secret.
+func (t Token) VerifyCA(caBundle []byte, proof string) bool {
+	if t.CAHash == "" {
+		return t.Username == ServerUser && hmac.Equal([]byte(proof), []byte(CAProof(t.Password, caBundle)))
+	}
+	return t.MatchesCA(caBundle)
 }
 
 // Equal compares two secrets in constant time.

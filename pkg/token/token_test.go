@@ -25,10 +25,36 @@ func TestParseRoundTrip(t *testing.T) {
 	}
 }
 
+// A bare secret is the server token without a CA hash: the server's proof stands in for it.
+func TestBareSecret(t *testing.T) {
+	tok, err := Parse("my-cluster-secret-0123")
+	if err != nil || tok.Username != ServerUser || tok.Password != "my-cluster-secret-0123" || tok.CAHash != "" {
+		t.Fatalf("Parse of a bare secret = %+v, %v", tok, err)
+	}
+	proof := CAProof("my-cluster-secret-0123", ca)
+	if !tok.VerifyCA(ca, proof) {
+		t.Error("the server's proof does not verify")
+	}
+	for name, bad := range map[string]string{
+		"no proof":                      "",
+		"a proof with another secret":   CAProof("another-secret-0123", ca),
+		"a proof for another CA bundle": CAProof("my-cluster-secret-0123", append([]byte("x"), ca...)),
+	} {
+		if tok.VerifyCA(ca, bad) {
+			t.Errorf("%s verifies", name)
+		}
+	}
+	full, err := Parse("K10" + CAHash(ca) + "::server:my-cluster-secret-0123")
+	if err != nil || !full.VerifyCA(ca, "") || full.VerifyCA(append([]byte("x"), ca...), proof) {
+		t.Errorf("a full token is checked by its hash alone: %+v, %v", full, err)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	hash := CAHash(ca)
 	for s, want := range map[string]string{
 		"abcdef.0123456789abcdef":           "starts with K10",
+		"short":                             "starts with K10",
 		"K10abc::server:0123456789":         "64 hex digits",
 		"K10" + hash + "server:0123456789":  "64 hex digits",
 		"K10" + hash + "::node:0123456789":  "neither",

@@ -82,6 +82,7 @@ func newApp(server func(*config.Server) error, agent func(*config.Agent) error) 
 			agentCommand(agent),
 			checkConfigCommand(hostcheck.CheckConfig),
 			tokenCommand(),
+			kubeconfigCommand(),
 			kubectlCommand(),
 			ctrCommand(),
 			crictlCommand(),

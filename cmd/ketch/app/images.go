@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 
@@ -51,7 +52,7 @@ func imagesCommand() *cli.Command {
 			{
 				Name:      "import",
 				Usage:     "load image tarballs (docker save or OCI layout, plain or gzip) into the node",
-				ArgsUsage: "FILE...",
+				ArgsUsage: "FILE... (- for standard input)",
 				Flags:     flags(),
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
@@ -97,13 +98,19 @@ func imagesCommand() *cli.Command {
 	}
 }
 
+// importFile imports one tarball; "-" is standard input (docker exec -i NODE ketch images
+// import - < IMG.tar, into a node image that has no shell to copy a file in with).
 func importFile(c *cli.Context, client *containerdclient.Client, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	var in io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
 	}
-	defer f.Close()
-	names, err := images.Import(c.Context, client, f)
+	names, err := images.Import(c.Context, client, in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

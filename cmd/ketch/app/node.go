@@ -22,6 +22,7 @@ func nodeFlags(raw *config.NodeRaw, configPath *string) []cli.Flag {
 		listFlag("kubelet-arg", "extra kubelet flag, as flag=value; wins over ketch's own", &raw.KubeletArgs),
 		listFlag("kube-proxy-arg", "extra kube-proxy flag, as flag=value; wins over ketch's own", &raw.KubeProxyArgs),
 		&cli.StringFlag{Name: "flannel-iface", Usage: "interface for pod traffic between nodes (default: the node IP's)", Destination: &raw.FlannelIface},
+		&cli.StringFlag{Name: "resolv-conf", Usage: "resolv.conf for pods with the Default DNS policy, CoreDNS among them (default: /etc/resolv.conf, or an upstream one where it names only a local resolver)", EnvVars: []string{"KETCH_RESOLV_CONF"}, Destination: &raw.ResolvConf},
 		debugFlag(&raw.Debug),
 	}
 }
