@@ -69,11 +69,12 @@ $(RELEASE_BINS): dist/ketch-linux-%: $(BUNDLE_ROOT)/linux_%/SHA256SUMS $(ADDONS_
 # host's (make would otherwise delete them as intermediate files).
 .SECONDARY: $(foreach a,$(RELEASE_ARCHES),$(BUNDLE_ROOT)/linux_$(a)/SHA256SUMS $(ADDONS_ROOT)/linux_$(a)/SHA256SUMS $(PAUSE_ROOT)/linux_$(a)/pause)
 
-# test-release builds the release and tests each binary on its architecture, the foreign ones
-# under qemu user emulation (internal/release, build tag release): the ELF machine of the binary
-# and of everything it carries, --version, check-config, the datastore with an etcd client, the
-# bundled runc and CNI plugins, and the unit tests of the packages that embed them.
-test-release: release
+# test-release builds the release and its node images, and tests each binary on its
+# architecture, the foreign ones under qemu user emulation (internal/release, build tag release):
+# the ELF machine of the binary and of everything it carries, --version, check-config, the
+# datastore with an etcd client, the bundled runc and CNI plugins, the unit tests of the packages
+# that embed them, and the node image (its platform, and its programs with their libraries).
+test-release: release-images
 	KETCH_VERSION=$(VERSION) KETCH_RELEASE_ARCHES='$(RELEASE_ARCHES)' GOARM=$(GOARM) \
 		$(GO) test -tags release -count=1 -v -timeout 60m ./internal/release
 

@@ -71,7 +71,12 @@ server_of() { echo "ketch-$1-server"; }
 
 # nodes NAME: the cluster's containers, server first.
 nodes() {
-	dk ps -a --filter "label=$label=$1" --format '{{.Names}}' | sort
+	dk ps -a --filter "label=$label=$1" --format '{{.Names}}' | sort | awk -v s="$(server_of "$1")" '$0 == s { print; next } { a[n++] = $0 } END { for (i = 0; i < n; i++) print a[i] }'
+}
+
+# agents NAME: the cluster's agent containers.
+agents() {
+	nodes "$1" | grep -vx "$(server_of "$1")" || true
 }
 
 exists() {
@@ -205,11 +210,15 @@ cmd_list() {
 cmd_stop() {
 	name=$1
 	exists "$name" || die "no cluster $name ($prog list shows them)"
-	# Agents first, then the server: nothing waits for an API that is gone.
-	for c in $(nodes "$name" | sort -r); do
-		say "stopping $c"
-		dk stop --time 60 "$c" >/dev/null
-	done
+	# The agents first (together), then the server: no agent waits for an API that is gone.
+	a=$(agents "$name")
+	if [ -n "$a" ]; then
+		say "stopping $(echo "$a" | tr '\n' ' ')"
+		# shellcheck disable=SC2086
+		dk stop --time 60 $a >/dev/null
+	fi
+	say "stopping $(server_of "$name")"
+	dk stop --time 60 "$(server_of "$name")" >/dev/null
 }
 
 cmd_start() {
@@ -220,11 +229,31 @@ cmd_start() {
 		timeout=${2:?--timeout needs seconds}
 	fi
 	exists "$name" || die "no cluster $name ($prog list shows them)"
+	started=$(date +%s)
+	# The server first, then the agents together: they find it starting.
+	say "starting $(server_of "$name")"
+	dk start "$(server_of "$name")" >/dev/null
+	a=$(agents "$name")
+	if [ -n "$a" ]; then
+		say "starting $(echo "$a" | tr '\n' ' ')"
+		# shellcheck disable=SC2086
+		dk start $a >/dev/null
+	fi
+	# The API still calls the nodes Ready from before the stop until their grace period ends:
+	# wait for each node's own "node Ready" line of this start (ketch prints it once the kubelet
+	# reported anew).
+	say "waiting for every node's ketch to report its node Ready (up to ${timeout}s)"
 	for c in $(nodes "$name"); do
-		say "starting $c"
-		dk start "$c" >/dev/null
+		until dk logs --since "$started" "$c" 2>&1 | grep -q 'ketch: node Ready'; do
+			if [ "$(dk inspect --format '{{.State.Running}}' "$c")" != true ]; then
+				dk logs --tail 20 "$c" >&2 || true
+				die "$c stopped (its last output is above)"
+			fi
+			[ $(($(date +%s) - started)) -lt "$timeout" ] || die "$c did not report its node Ready within ${timeout}s"
+			sleep 0.2
+		done
 	done
-	wait_ready "$name" "$(nodes "$name" | wc -l)" "$timeout" "$(date +%s)"
+	wait_ready "$name" "$(nodes "$name" | wc -l)" "$timeout" "$started"
 }
 
 # wait_ready NAME N TIMEOUT START: until N nodes are Ready; START is when the wait began (date +%s).

@@ -279,6 +279,7 @@ func testTarget(t *testing.T, tg target) {
 	})
 
 	t.Run("datastore", func(t *testing.T) { testDatastore(t, tg, bin) })
+	t.Run("image", func(t *testing.T) { testImage(t, tg, bin) })
 
 	// The packages that embed the per-architecture outputs, tested on that architecture: the
 	// images a node builds declare it (arm: linux/arm/v7), the embedded pause program is for

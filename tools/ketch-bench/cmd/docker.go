@@ -51,7 +51,7 @@ const (
 	benchDockerRoot = "/var/tmp/ketch-bench-docker"
 )
 
-func runDocker(args []string) error {
+func runDocker(args []string) (err error) {
 	fs := newFlags("docker")
 	var o struct {
 		ketchBin, out, script string
@@ -102,6 +102,11 @@ func runDocker(args []string) error {
 	defer e.Stop()
 	b := &dockerBench{e: e, script: script, logf: logf}
 	defer b.cleanup()
+	defer func() {
+		if err != nil {
+			b.keepLogs()
+		}
+	}()
 
 	logf("building the node image")
 	ctxDir := filepath.Join(logDir, "context")
@@ -176,11 +181,11 @@ func runDocker(args []string) error {
 	}
 	for _, n := range []string{"server", "agent-1", "agent-2"} {
 		name := "ketch-" + dockerBenchCluster + "-" + n
-		pid, err := b.containerPID(ctx, name)
+		id, err := e.Run(ctx, "inspect", "--format", "{{.Id}}", name)
 		if err != nil {
 			return err
 		}
-		pids, err := pidsInNamespaceOf(pid)
+		pids, err := pidsInCgroupOf(strings.TrimSpace(id))
 		if err != nil {
 			return err
 		}
@@ -277,6 +282,25 @@ func (b *dockerBench) containerPID(ctx context.Context, name string) (int, error
 	return strconv.Atoi(strings.TrimSpace(out))
 }
 
+// keepLogs copies the log of every node container left to a directory that outlives the
+// bench, for a failed run.
+func (b *dockerBench) keepLogs() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("/var/tmp", "ketch-bench-docker-logs-")
+	if err != nil {
+		return
+	}
+	out, _ := b.e.Run(ctx, "ps", "--all", "--format", "{{.Names}}")
+	for _, name := range strings.Fields(out) {
+		b.e.Command(ctx, "cp", name+":/var/lib/ketch/logs/ketch.log", filepath.Join(dir, name+".log")).Run()
+		if logs, err := b.e.Command(ctx, "logs", name).CombinedOutput(); err == nil {
+			os.WriteFile(filepath.Join(dir, name+".out"), logs, 0o644)
+		}
+	}
+	b.logf("the node containers' logs are in %s", dir)
+}
+
 // cleanup removes what the bench made, whatever state it stopped in.
 func (b *dockerBench) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -292,19 +316,19 @@ func (b *dockerBench) cleanup() {
 	b.e.Run(ctx, "rmi", benchImage)
 }
 
-// pidsInNamespaceOf lists the processes in the PID namespace of pid, pid included.
-func pidsInNamespaceOf(pid int) ([]int, error) {
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
-	if err != nil {
-		return nil, err
-	}
+// pidsInCgroupOf lists every process of a container: those in its cgroup and below it, so the
+// pods' processes too (they have PID namespaces of their own, but their cgroups are the node's,
+// below the container's). Docker names the cgroup after the container's ID, with either cgroup
+// driver.
+func pidsInCgroupOf(id string) ([]int, error) {
 	procs, err := harness.Procs()
 	if err != nil {
 		return nil, err
 	}
 	var pids []int
 	for _, p := range procs {
-		if other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.PID)); err == nil && other == ns {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.PID))
+		if err == nil && strings.Contains(string(b), id) {
 			pids = append(pids, p.PID)
 		}
 	}

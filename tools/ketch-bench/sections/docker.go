@@ -70,9 +70,9 @@ func (r Docker) Section() string {
 	fmt.Fprintf(&b, "| the same, warm | %s | ≤ 10 s | %s |\n", report.Spread(singleWarm), report.Verdict(singleWarm.Med.Seconds(), targetDockerSingle.Seconds()))
 	fmt.Fprintf(&b, "| `ketch-docker-cluster.sh create --agents 2` → 3 nodes Ready, cold | %s | ≤ 20 s | %s |\n", report.Spread(cluster), report.Verdict(cluster.Med.Seconds(), targetDockerCluster.Seconds()))
 	fmt.Fprintf(&b, "| `ketch-docker-cluster.sh start` → 3 nodes Ready, warm | %s | ≤ 20 s | %s |\n", report.Spread(clusterWarm), report.Verdict(clusterWarm.Med.Seconds(), targetDockerCluster.Seconds()))
-	b.WriteString("\nThe single node's time runs from `docker run` to the node's `node Ready` line in `docker logs`. The cluster's runs from the script's start to its return. The script polls `kubectl get nodes` once a second, so add up to a second, and it includes creating the network and the volumes.\n")
+	b.WriteString("\nThe single node's time runs from `docker run` to the node's `node Ready` line in `docker logs`. The cluster's runs from the script's start to its return. It includes creating the network and the volumes. `create` polls `kubectl get nodes` once a second, so add up to a second. `start` waits for every node's own `node Ready` line of this start (the API calls the nodes Ready from before the stop until their grace period ends).\n")
 
-	fmt.Fprintf(&b, "\nIdle memory of the 3-node cluster (%.0f s after its last start, the bundled addons and no other pods), every process in each container's PID namespace:\n\n", res.Idle.Seconds())
+	fmt.Fprintf(&b, "\nIdle memory of the 3-node cluster (%.0f s after its last start, the bundled addons and no other pods): every process in each container's cgroup or below it, so ketch, the shims and the addon pods' processes:\n\n", res.Idle.Seconds())
 	b.WriteString("| container | processes | PSS | RSS |\n")
 	b.WriteString("| --- | ---: | ---: | ---: |\n")
 	var total harness.MemGroup
