@@ -96,11 +96,12 @@ if [[ $tool != buildah ]]; then
   [[ $got == "$arch" ]] || die "$tag was built for $got, not $arch"
 fi
 if [[ -n $save ]]; then
-  mkdir -p "$(dirname "$save")"
+  # podman and buildah would add to an existing archive, or refuse to.
+  mkdir -p "$(dirname "$save")" && rm -f "$save"
   case $tool in
     docker) docker save --output "$save" "$tag" ;;
     podman) podman save --format docker-archive --output "$save" "$tag" ;;
-    buildah) rm -f "$save" && buildah push "$tag" "docker-archive:$save:$tag" ;;
+    buildah) buildah push "$tag" "docker-archive:$save:$tag" ;;
   esac
   echo "build-image.sh: $tag written to $save ($(du -h "$save" | cut -f1))"
 fi
