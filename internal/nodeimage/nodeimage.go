@@ -4,8 +4,8 @@
 // loads, taken from a Debian system root of the image's architecture.
 //
 // What is executed, and by whom: iptables, iptables-save and iptables-restore (and the ip6tables
-// ones) by kube-proxy, flannel and the kubelet, through Debian's nf_tables multi-call program
-// and its extension modules; mount and umount by the kubelet (tmpfs for secret and projected
+// ones) by kube-proxy, flannel, the kubelet and the CNI plugins, through Debian's nf_tables
+// multi-call program and the extension modules they use; mount and umount by the kubelet (tmpfs for secret and projected
 // volumes, bind mounts for subPath). Nothing else is needed: containerd, runc, the shim and the
 // CNI plugins come from ketch's own runtime bundle, and the node's images are made by the node.
 package nodeimage
@@ -49,6 +49,24 @@ var programs = [][2]string{
 	{"/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-nft-multi"},
 	{"/bin/mount", "/usr/bin/mount"},
 	{"/bin/umount", "/usr/bin/umount"},
+}
+
+// xtablesModules are the iptables extensions the node's own components use, and those a
+// Service, NetworkPolicy or hostPort setting can make them use: kube-proxy (comment, conntrack,
+// mark, MARK, addrtype, statistic, recent for session affinity, nfacct for its drop counters,
+// multiport, REJECT, DNAT, MASQUERADE), the kubelet (mark, comment, conntrack), flannel
+// (comment, MASQUERADE), the CNI bridge and portmap plugins (comment, multiport, addrtype, DNAT,
+// MARK, MASQUERADE), and the protocol matches. Network policy engines run in pods with iptables
+// of their own. Debian ships 122 modules; on arm64, whose libraries are padded to 64 KiB pages,
+// all of them would cost 8.3 MB, against the image's budget of 10 MB over the binary.
+var xtablesModules = []string{
+	"libxt_standard", "libxt_comment", "libxt_conntrack", "libxt_state", "libxt_mark", "libxt_MARK",
+	"libxt_connmark", "libxt_CONNMARK", "libxt_addrtype", "libxt_statistic", "libxt_recent",
+	"libxt_nfacct", "libxt_multiport", "libxt_iprange", "libxt_limit", "libxt_length", "libxt_pkttype",
+	"libxt_physdev", "libxt_set", "libxt_SET", "libxt_owner", "libxt_tcp", "libxt_udp", "libxt_sctp",
+	"libipt_icmp", "libip6t_icmp6", "libipt_REJECT", "libip6t_REJECT", "libxt_DNAT", "libxt_SNAT",
+	"libxt_NAT", "libxt_MASQUERADE", "libxt_REDIRECT", "libxt_CT", "libxt_NOTRACK", "libxt_tcpmss",
+	"libxt_TCPMSS", "libxt_LOG", "libxt_NFLOG", "libxt_hashlimit", "libxt_connlimit",
 }
 
 // links are the names the programs are run by, relative to the image's root.
@@ -115,14 +133,10 @@ func Assemble(o Options) error {
 		}
 	}
 	// iptables loads one module per match and target from its xtables directory.
-	modules, err := filepath.Glob(filepath.Join(o.Sysroot, "usr/lib", triplet, "xtables", "*.so"))
-	if err != nil || len(modules) == 0 {
-		return fmt.Errorf("no iptables extension modules in %s: is the iptables package of %s unpacked there?", filepath.Join(o.Sysroot, "usr/lib", triplet, "xtables"), o.Arch)
-	}
-	for _, m := range modules {
-		p := "/" + strings.TrimPrefix(m, filepath.Clean(o.Sysroot)+"/")
+	for _, m := range xtablesModules {
+		p := filepath.Join("/usr/lib", triplet, "xtables", m+".so")
 		if err := a.elf(p, p, o.Arch); err != nil {
-			return err
+			return fmt.Errorf("the iptables extension %s: %w", m, err)
 		}
 	}
 	for name, target := range links {
