@@ -541,7 +541,7 @@ func (c *dockerCluster) readyPods(ns, selector string) []corev1.Pod {
 	return pods
 }
 
-// agentPods are the pods of pods on the agents, by name, as they are now.
+// agentPods are those of pods that run on an agent, by name, as the API has them now.
 func agentPods(c *dockerCluster, pods []corev1.Pod) map[string]corev1.Pod {
 	out := map[string]corev1.Pod{}
 	for _, p := range pods {
