@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ketch-k8s/ketch/internal/harness"
+	"github.com/ketch-k8s/ketch/internal/nodeimage"
 )
 
 // Binaries are Debian's docker.io: the engine and a client of its API version (a newer client
@@ -23,6 +25,17 @@ const (
 	Dockerd = "/usr/sbin/dockerd"
 	Docker  = "/usr/bin/docker"
 )
+
+// Privileges are what docker run --privileged stands for, less what this machine cannot grant
+// (--privileged asks for CAP_SYS_RESOURCE, which its processes lack, and fails: ENVIRONMENT.md):
+// every other capability, no seccomp or AppArmor profile, /proc and /sys unmasked, access to
+// every device, and a cgroup namespace of the container's own. /sys and the cgroup hierarchies
+// are still mounted read-only; what runs in the container remounts them.
+var Privileges = []string{
+	"--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
+	"--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--security-opt=systempaths=unconfined",
+	"--device-cgroup-rule=a *:* rwm", "--cgroupns=private",
+}
 
 // Engine is a running private dockerd.
 type Engine struct {
@@ -111,4 +124,19 @@ func (e *Engine) Run(ctx context.Context, args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// BuildNodeImage builds the node image for this machine's architecture from ketchBin, as make
+// image does: the context from internal/nodeimage, then dockerfile (the repository's) against it.
+func (e *Engine) BuildNodeImage(ctx context.Context, ketchBin, dockerfile, tag string) error {
+	dir, err := os.MkdirTemp("", "ketch-node-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := nodeimage.Assemble(nodeimage.Options{Ketch: ketchBin, Arch: runtime.GOARCH, Sysroot: "/", Out: dir}); err != nil {
+		return fmt.Errorf("assembling the node image: %w", err)
+	}
+	_, err = e.Run(ctx, "build", "--quiet", "--tag", tag, "--file", dockerfile, dir)
+	return err
 }

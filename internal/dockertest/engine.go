@@ -133,24 +133,13 @@ type RunOptions struct {
 	Volumes []string
 }
 
-// Privileges are what docker run --privileged stands for, less what this machine cannot grant
-// (--privileged asks for CAP_SYS_RESOURCE, which its processes lack, and fails: ENVIRONMENT.md):
-// every other capability, no seccomp or AppArmor profile, /proc and /sys unmasked, access to
-// every device, and a cgroup namespace of the container's own. /sys and the cgroup hierarchies
-// are still mounted read-only; what runs in the container remounts them.
-var Privileges = []string{
-	"--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
-	"--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--security-opt=systempaths=unconfined",
-	"--device-cgroup-rule=a *:* rwm", "--cgroupns=private",
-}
-
 // RunHost starts a container that is a whole host for a node: all the capabilities this machine
 // has, no seccomp or AppArmor profile, every device, its own cgroup namespace, tmpfs /run and
 // /tmp, and /dev/kmsg (the kubelet reads it). t's cleanup removes it.
 func (e *Engine) RunHost(t testing.TB, name, image string, o RunOptions) *Container {
 	t.Helper()
 	e.Run("rm", "--force", "--volumes", name) // left by a killed run
-	args := append([]string{"run", "--detach", "--name", name, "--hostname", name}, Privileges...)
+	args := append([]string{"run", "--detach", "--name", name, "--hostname", name}, dockerd.Privileges...)
 	args = append(args, "--device", "/dev/kmsg",
 		"--tmpfs", "/run:exec", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
 		"--env", "container=docker",

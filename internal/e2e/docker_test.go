@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ketch-k8s/ketch/internal/dockerd"
 	"github.com/ketch-k8s/ketch/internal/dockertest"
 	"github.com/ketch-k8s/ketch/internal/harness"
-	"github.com/ketch-k8s/ketch/internal/nodeimage"
 	"github.com/ketch-k8s/ketch/internal/testutil"
 	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 )
@@ -27,24 +27,16 @@ import (
 // nodeImage is the node image the docker tests build from the Dockerfile, in their engine.
 const nodeImage = "localhost/ketch:e2e"
 
-// buildNodeImage assembles the node image's context from the ketch binary under test and
-// builds the repository's Dockerfile against it, as make image does.
+// buildNodeImage builds the repository's Dockerfile against the ketch binary under test, as
+// make image does.
 func buildNodeImage(t *testing.T, e *dockertest.Engine) {
 	t.Helper()
-	ctxDir := t.TempDir()
-	if err := nodeimage.Assemble(nodeimage.Options{Ketch: testutil.KetchBinary(t), Arch: goarch(t), Sysroot: "/", Out: ctxDir}); err != nil {
-		t.Fatalf("assembling the node image: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := e.BuildNodeImage(ctx, testutil.KetchBinary(t), filepath.Join(testutil.RepoRoot(), "Dockerfile"), nodeImage); err != nil {
+		t.Fatal(err)
 	}
-	e.Must(t, "build", "--quiet", "--tag", nodeImage, "--file", filepath.Join(testutil.RepoRoot(), "Dockerfile"), ctxDir)
 	t.Cleanup(func() { e.Run("rmi", nodeImage) })
-}
-
-func goarch(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOARCH").Output()
-	if err != nil {
-		t.Fatalf("go env GOARCH: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // dockerCluster is a cluster made by scripts/ketch-docker-cluster.sh in the test's engine.
@@ -151,25 +143,26 @@ func zombies(pid int) ([]string, error) {
 	return out, nil
 }
 
-// dockerWorkload is three echo replicas spread over the nodes, behind a ClusterIP, a NodePort
-// and a LoadBalancer Service.
-const dockerWorkload = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: dk}
----
+// echoDeployment is a Deployment of the tests' echo image in namespace dk, its pods labelled
+// app=name; spread puts at most one more on any node than on another.
+func echoDeployment(name string, replicas int, spread bool) string {
+	constraint := ""
+	if spread {
+		constraint = fmt.Sprintf(`
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: %s}}}`, name)
+	}
+	return fmt.Sprintf(`
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: echo, namespace: dk}
+metadata: {name: %[1]s, namespace: dk}
 spec:
-  replicas: 3
-  selector: {matchLabels: {app: echo}}
+  replicas: %[2]d
+  selector: {matchLabels: {app: %[1]s}}
   template:
-    metadata: {labels: {app: echo}}
+    metadata: {labels: {app: %[1]s}}
     spec:
-      terminationGracePeriodSeconds: 1
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: echo}}}
+      terminationGracePeriodSeconds: 1%[3]s
       containers:
       - name: echo
         image: localhost/e2e/echo:oci
@@ -177,7 +170,16 @@ spec:
         readinessProbe:
           httpGet: {path: /, port: 8080}
           periodSeconds: 1
----
+`, name, replicas, constraint)
+}
+
+// dockerWorkload is three echo replicas spread over the nodes, behind a ClusterIP, a NodePort
+// and a LoadBalancer Service.
+var dockerWorkload = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: dk}
+---` + echoDeployment("echo", 3, true) + `---
 apiVersion: v1
 kind: Service
 metadata: {name: echo, namespace: dk}
@@ -202,34 +204,14 @@ spec:
   ports: [{port: 8082, targetPort: 8080}]
 `
 
-// burstWorkload is 50 echo pods at once, spread over the nodes by the scheduler.
-const burstWorkload = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: burst, namespace: dk}
-spec:
-  replicas: 50
-  selector: {matchLabels: {app: burst}}
-  template:
-    metadata: {labels: {app: burst}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: echo
-        image: localhost/e2e/echo:oci
-        imagePullPolicy: Never
-        readinessProbe:
-          httpGet: {path: /, port: 8080}
-          periodSeconds: 2
-`
-
 // TestDockerCluster builds the node image from the Dockerfile and runs a server and two agents
 // in Docker with scripts/ketch-docker-cluster.sh, as a user would: every node Ready with the
 // addons rolled out; a workload spread over the nodes reached through its ClusterIP from every
 // node, and through a NodePort and a LoadBalancer from this machine; logs and exec on an
 // agent's pod; names outside the cluster resolved through Docker's DNS; the server container
-// restarted under running pods; an agent container replaced on its volume; 50 pods created and
-// deleted without zombies; wrong tokens refused; and nothing left behind.
+// restarted under running pods; an agent container stopped (exit status 0) and replaced on its
+// volume; 50 pods created and deleted without zombies; wrong tokens refused; and nothing left
+// behind.
 func TestDockerCluster(t *testing.T) {
 	testutil.NeedsRoot(t, "runs ketch nodes in Docker")
 	testutil.LockHost(t)
@@ -240,7 +222,7 @@ func TestDockerCluster(t *testing.T) {
 	c.kubeconfig = filepath.Join(c.home, ".kube", "ketch-e2e.yaml")
 	c.script("delete", c.name) // left by a killed run
 	args := []string{"create", c.name, "--agents", "2", "--image", nodeImage, "--subnet", "10.213.0.0/24", "--timeout", "300"}
-	for _, a := range dockertest.Privileges {
+	for _, a := range dockerd.Privileges {
 		args = append(args, "--docker-arg", a)
 	}
 	out, err := c.script(args...)
@@ -268,6 +250,15 @@ func TestDockerCluster(t *testing.T) {
 	if out, err := c.script("list"); err != nil || !strings.Contains(out, "e2e") || !strings.Contains(out, "https://127.0.0.1:") {
 		t.Errorf("list: %v\n%s", err, out)
 	}
+	// Each adaptation to the container is one line of the node's output: the test containers
+	// have /sys and the cgroups read-only, no /dev/kmsg, and Docker's DNS in resolv.conf.
+	serverOut := e.Logs(c.server())
+	for _, want := range []string{"ketch: running as PID 1", "in a container: remounted read-write what the container had read-only: /sys",
+		"in a container: no /dev/kmsg: made it", "in a container: /etc/resolv.conf names Docker's embedded DNS server"} {
+		if !strings.Contains(serverOut, want) {
+			t.Errorf("the server's output lacks %q:\n%s", want, serverOut)
+		}
+	}
 
 	t.Run("addons", func(t *testing.T) {
 		for _, d := range []string{"coredns", "servicelb", "local-path-provisioner", "metrics-server"} {
@@ -286,7 +277,7 @@ func TestDockerCluster(t *testing.T) {
 	c.apply(dockerWorkload)
 	var echo []corev1.Pod
 	eventually(t, 2*time.Minute, "3 echo pods Ready, one per node", func() error {
-		echo = c.readyPods("dk", "app=echo")
+		echo = readyPods(c.client, "dk", "app=echo")
 		nodes := map[string]bool{}
 		for _, p := range echo {
 			nodes[p.Spec.NodeName] = true
@@ -402,6 +393,15 @@ func TestDockerCluster(t *testing.T) {
 		if err := json.Unmarshal([]byte(e.Must(t, "inspect", "--format", "{{json .Config.Env}}", agent)), &env); err != nil {
 			t.Fatal(err)
 		}
+		// docker stop: SIGTERM to PID 1, forwarded to ketch, which stops as on a host, with
+		// exit status 0 well within docker's 10 s before SIGKILL.
+		e.Must(t, "stop", agent)
+		if code := strings.TrimSpace(e.Must(t, "inspect", "--format", "{{.State.ExitCode}}", agent)); code != "0" {
+			t.Errorf("docker stop: %s exited %s, want 0:\n%s", agent, code, e.Logs(agent))
+		}
+		if logs := e.Logs(agent); !strings.Contains(logs, "ketch: stopping") {
+			t.Errorf("docker stop: %s did not say it was stopping:\n%s", agent, logs)
+		}
 		e.Must(t, "rm", "--force", agent)
 		replaced := time.Now()
 		args := []string{"run", "--detach", "--name", agent, "--hostname", agent, "--label", "io.ketch.cluster=" + c.name,
@@ -411,7 +411,7 @@ func TestDockerCluster(t *testing.T) {
 				args = append(args, "--env", kv)
 			}
 		}
-		args = append(append(args, dockertest.Privileges...), nodeImage, "agent")
+		args = append(append(args, dockerd.Privileges...), nodeImage, "agent")
 		e.Must(t, args...)
 		eventually(t, 3*time.Minute, "the replaced agent Ready again", func() error {
 			if c.readyNodes(replaced)[agent] == nil {
@@ -425,9 +425,9 @@ func TestDockerCluster(t *testing.T) {
 	})
 
 	t.Run("50 pods leave no zombies", func(t *testing.T) {
-		c.apply(burstWorkload)
+		c.apply(echoDeployment("burst", 50, false)) // the scheduler spreads them
 		eventually(t, 5*time.Minute, "50 burst pods Running", func() error {
-			if n := len(c.readyPods("dk", "app=burst")); n != 50 {
+			if n := len(readyPods(c.client, "dk", "app=burst")); n != 50 {
 				return fmt.Errorf("%d Ready", n)
 			}
 			return nil
@@ -465,7 +465,7 @@ func TestDockerCluster(t *testing.T) {
 			if tc.token != "" {
 				args = append(args, "--env", "KETCH_TOKEN="+tc.token)
 			}
-			args = append(append(args, dockertest.Privileges...), nodeImage, "agent")
+			args = append(append(args, dockerd.Privileges...), nodeImage, "agent")
 			out, err := e.Run(args...)
 			logs := e.Logs("ketch-e2e-bad-agent")
 			e.Run("rm", "--force", "--volumes", "ketch-e2e-bad-agent")
@@ -526,21 +526,6 @@ func TestDockerRefusals(t *testing.T) {
 	}
 }
 
-// readyPods are the Ready, not terminating pods matching selector.
-func (c *dockerCluster) readyPods(ns, selector string) []corev1.Pod {
-	list, err := c.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return nil
-	}
-	var pods []corev1.Pod
-	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
-			pods = append(pods, p)
-		}
-	}
-	return pods
-}
-
 // agentPods are those of pods that run on an agent, by name, as the API has them now.
 func agentPods(c *dockerCluster, pods []corev1.Pod) map[string]corev1.Pod {
 	out := map[string]corev1.Pod{}
@@ -595,7 +580,7 @@ func keys[V any](m map[string]V) []string {
 }
 
 // composeOverride stands in for privileged: true, which this machine cannot grant
-// (dockertest.Privileges); the engine gives every container its own cgroup namespace.
+// (dockerd.Privileges); the engine gives every container its own cgroup namespace.
 const composeOverride = `version: "2.4"
 x-privileges: &privileges
   privileged: false

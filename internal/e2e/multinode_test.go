@@ -18,7 +18,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -289,20 +288,7 @@ func (c *multiNode) deploy() {
 }
 
 // echoPods are the Ready, not terminating echo pods, by name.
-func (c *multiNode) echoPods() []corev1.Pod {
-	list, err := c.client.CoreV1().Pods(mnNS).List(context.Background(), metav1.ListOptions{LabelSelector: labels.Set{"app": "echo"}.String()})
-	if err != nil {
-		return nil
-	}
-	var pods []corev1.Pod
-	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
-			pods = append(pods, p)
-		}
-	}
-	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
-	return pods
-}
+func (c *multiNode) echoPods() []corev1.Pod { return readyPods(c.client, mnNS, "app=echo") }
 
 func podPlaces(pods []corev1.Pod) []string {
 	var out []string

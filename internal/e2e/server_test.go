@@ -21,7 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
 )
 
 const ns = "e2e"
@@ -548,19 +548,27 @@ func echoPods(t *testing.T, s *server) []string {
 }
 
 func readyEchoPods(s *server) []string {
-	list, err := s.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{
-		LabelSelector: labels.Set{"app": "echo"}.String()})
+	var names []string
+	for _, p := range readyPods(s.client, ns, "app=echo") {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// readyPods are the Ready, not terminating pods of namespace ns matching selector, by name.
+func readyPods(client kubernetes.Interface, ns, selector string) []corev1.Pod {
+	list, err := client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return nil
 	}
-	var names []string
+	var pods []corev1.Pod
 	for _, p := range list.Items {
 		if p.DeletionTimestamp == nil && podReady(&p) {
-			names = append(names, p.Name)
+			pods = append(pods, p)
 		}
 	}
-	sort.Strings(names)
-	return names
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods
 }
 
 func podReady(p *corev1.Pod) bool {

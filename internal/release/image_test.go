@@ -89,7 +89,7 @@ func testImage(t *testing.T, tg target, bin string) {
 		t.Errorf("the image context's /bin/ketch is not %s", bin)
 	}
 	for _, p := range []string{"usr/sbin/xtables-nft-multi", "usr/bin/mount", "usr/bin/umount"} {
-		checkDynamicELF(t, tg, filepath.Join(rootfs, p))
+		checkExecutable(t, tg, filepath.Join(rootfs, p), false)
 	}
 	for _, args := range [][]string{{"usr/bin/mount", "--version"}, {"usr/sbin/xtables-nft-multi", "iptables-save", "-V"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -101,23 +101,7 @@ func testImage(t *testing.T, tg target, bin string) {
 	}
 }
 
-// checkDynamicELF: path is a dynamically linked executable for tg.
-func checkDynamicELF(t *testing.T, tg target, path string) {
-	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Errorf("%s: %v", path, err)
-		return
-	}
-	defer f.Close()
-	if f.Machine != tg.machine || f.Class != tg.class {
-		t.Errorf("%s: ELF %v %v, want %s (%v %v)", path, f.Class, f.Machine, tg.goarch, tg.class, tg.machine)
-	}
-	if interp(f) == "" {
-		t.Errorf("%s: no program interpreter", path)
-	}
-}
-
+// interp is the program interpreter an executable names, "" for a static one.
 func interp(f *elf.File) string {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {

@@ -180,14 +180,7 @@ func testTarget(t *testing.T, tg target) {
 	// The bundle as a node unpacks it (pkg/bundle, the code the agent runs), from the directory
 	// the binary embeds (checked above), and each program run.
 	t.Run("bundle", func(t *testing.T) {
-		b, err := bundle.Open(os.DirFS(bundleDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir, err := b.Unpack(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, binDir := unpack(t, bundleDir)
 		for _, name := range b.Names() {
 			checkELF(t, tg, filepath.Join(binDir, name))
 		}
@@ -217,14 +210,7 @@ func testTarget(t *testing.T, tg target) {
 			}
 		}
 
-		a, err := bundle.Open(os.DirFS(addonsDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		addonsBin, err := a.Unpack(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, addonsBin := unpack(t, addonsDir)
 		checkELF(t, tg, filepath.Join(addonsBin, "ketch-addons"))
 	})
 
@@ -296,8 +282,26 @@ func testTarget(t *testing.T, tg target) {
 	})
 }
 
+// unpack unpacks the compressed programs in dir (a bundle or the addon program) as pkg/bundle
+// does on a node, and returns them with the directory they are in.
+func unpack(t *testing.T, dir string) (*bundle.Bundle, string) {
+	t.Helper()
+	b, err := bundle.Open(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir, err := b.Unpack(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, binDir
+}
+
 // checkELF: path is a static executable for tg.
-func checkELF(t *testing.T, tg target, path string) {
+func checkELF(t *testing.T, tg target, path string) { checkExecutable(t, tg, path, true) }
+
+// checkExecutable: path is an executable for tg, static or else dynamically linked.
+func checkExecutable(t *testing.T, tg target, path string, static bool) {
 	t.Helper()
 	f, err := elf.Open(path)
 	if err != nil {
@@ -308,10 +312,11 @@ func checkELF(t *testing.T, tg target, path string) {
 	if f.Machine != tg.machine || f.Class != tg.class || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		t.Errorf("%s: ELF %v %v %v, want an executable for %s (%v %v)", path, f.Class, f.Machine, f.Type, tg.goarch, tg.class, tg.machine)
 	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("%s: dynamically linked (has a program interpreter); want static", path)
-		}
+	switch dynamic := interp(f) != ""; {
+	case static && dynamic:
+		t.Errorf("%s: dynamically linked (has a program interpreter); want static", path)
+	case !static && !dynamic:
+		t.Errorf("%s: no program interpreter; want a dynamically linked program", path)
 	}
 	if tg.goarch == "arm" {
 		// e_flags (ELF32 header offset 36, debug/elf does not decode it): EABI version 5, as

@@ -1,12 +1,10 @@
 package hostcheck
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -54,7 +52,7 @@ func (p *prober) adaptContainer() []string {
 		return nil
 	}
 	var msgs []string
-	mounts, err := p.mountOptions()
+	mounts, err := p.mounts()
 	if err != nil {
 		return []string{fmt.Sprintf("in a container: %v", err)}
 	}
@@ -180,32 +178,6 @@ func (p *prober) unifiedCgroup() (string, error) {
 	return "", errors.New("no cgroup v2 line in /proc/self/cgroup")
 }
 
-type mountEntry struct {
-	point, fsType string
-	readOnly      bool
-}
-
-// mountOptions lists the mounts of this process with whether each mount point is read-only.
-func (p *prober) mountOptions() ([]mountEntry, error) {
-	f, err := os.Open(p.path("proc/self/mountinfo"))
-	if err != nil {
-		return nil, fmt.Errorf("reading the mount table: %w", err)
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		point, fsType, _, ok := parseMountinfo(sc.Text())
-		if !ok {
-			continue
-		}
-		out = append(out, mountEntry{point: point, fsType: fsType, readOnly: slices.Contains(strings.Split(fields[5], ","), "ro")})
-	}
-	return out, sc.Err()
-}
-
 // checkContainer is the finding of what a container lacks that no adaptation can give it; it
 // names every missing piece at once, with the docker option that gives them all.
 func (c *checker) checkContainer() {
@@ -224,7 +196,7 @@ func (c *checker) checkContainer() {
 			}
 		}
 	}
-	if mounts, err := c.p.mountOptions(); err == nil {
+	if mounts, err := c.p.mounts(); err == nil {
 		sysRO, procSysRO, cgroupRO := false, false, false
 		for _, m := range mounts {
 			sysRO = sysRO || (m.readOnly && m.point == "/sys")

@@ -260,33 +260,59 @@ func (p *prober) enableSysctl(name string, msgs []string) (bool, []string) {
 	return true, append(msgs, fmt.Sprintf("%s was %s: set it to 1", key, strings.TrimSpace(string(b))))
 }
 
-// detectCgroups reads the mount table rather than statfs'ing /sys/fs/cgroup so that it works on
-// fake trees, and because the mount table also tells hybrid hosts apart.
-func (p *prober) detectCgroups(h *Host) error {
+// mountEntry is one line of the mount table.
+type mountEntry struct {
+	point, fsType, superOpts string
+	// readOnly is the mount point's own flag (a bind mount may be read-only over a writable
+	// super block).
+	readOnly bool
+}
+
+// mounts reads this process's mount table. It reads /proc/self/mountinfo rather than statfs'ing
+// paths so that it works on fake trees, and because the table also tells hybrid cgroup hosts
+// apart.
+func (p *prober) mounts() ([]mountEntry, error) {
 	f, err := os.Open(p.path("proc/self/mountinfo"))
 	if err != nil {
-		return fmt.Errorf("reading the mount table: %w", err)
+		return nil, fmt.Errorf("reading the mount table: %w", err)
 	}
 	defer f.Close()
-	var v1 []string
-	unified, hybrid := false, false
+	var out []mountEntry
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		mountPoint, fsType, superOpts, ok := parseMountinfo(sc.Text())
+		point, fsType, superOpts, ok := parseMountinfo(sc.Text())
 		if !ok {
 			continue
 		}
-		switch fsType {
+		readOnly := slices.Contains(strings.Split(strings.Fields(sc.Text())[5], ","), "ro")
+		out = append(out, mountEntry{point: point, fsType: fsType, superOpts: superOpts, readOnly: readOnly})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	return out, nil
+}
+
+// detectCgroups finds the cgroup layout in the mount table (see mounts).
+func (p *prober) detectCgroups(h *Host) error {
+	mounts, err := p.mounts()
+	if err != nil {
+		return err
+	}
+	var v1 []string
+	unified, hybrid := false, false
+	for _, m := range mounts {
+		switch m.fsType {
 		case "cgroup2":
-			switch mountPoint {
+			switch m.point {
 			case "/sys/fs/cgroup":
 				unified = true
 			case "/sys/fs/cgroup/unified":
 				hybrid = true
 			}
 		case "cgroup":
-			for _, o := range strings.Split(superOpts, ",") {
+			for _, o := range strings.Split(m.superOpts, ",") {
 				switch {
 				case o == "rw" || o == "ro" || strings.HasPrefix(o, "release_agent=") || o == "clone_children" || o == "noprefix" || o == "xattr" || o == "cpuset_v2_mode" || o == "favordynmods":
 				case strings.HasPrefix(o, "name="):
@@ -296,9 +322,6 @@ func (p *prober) detectCgroups(h *Host) error {
 				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading the mount table: %w", err)
 	}
 	switch {
 	case unified:

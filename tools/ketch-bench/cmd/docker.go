@@ -8,16 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ketch-k8s/ketch/internal/bench/report"
 	"github.com/ketch-k8s/ketch/internal/dockerd"
-	"github.com/ketch-k8s/ketch/internal/dockertest"
 	"github.com/ketch-k8s/ketch/internal/harness"
-	"github.com/ketch-k8s/ketch/internal/nodeimage"
 	"github.com/ketch-k8s/ketch/tools/ketch-bench/sections"
 )
 
@@ -109,11 +106,7 @@ func runDocker(args []string) (err error) {
 	}()
 
 	logf("building the node image")
-	ctxDir := filepath.Join(logDir, "context")
-	if err := nodeimage.Assemble(nodeimage.Options{Ketch: o.ketchBin, Arch: runtime.GOARCH, Sysroot: "/", Out: ctxDir}); err != nil {
-		return err
-	}
-	if _, err := e.Run(ctx, "build", "--quiet", "--tag", benchImage, "--file", "Dockerfile", ctxDir); err != nil {
+	if err := e.BuildNodeImage(ctx, o.ketchBin, "Dockerfile", benchImage); err != nil {
 		return err
 	}
 	if out, err := e.Run(ctx, "image", "inspect", "--format", "{{.Size}}", benchImage); err == nil {
@@ -210,7 +203,7 @@ func (b *dockerBench) single(ctx context.Context, vol string) (time.Duration, er
 	const name = "kb-single"
 	b.e.Run(ctx, "rm", "--force", name)
 	args := append([]string{"run", "--detach", "--name", name, "--hostname", name, "--network", benchNetwork,
-		"--tmpfs", "/run", "--tmpfs", "/var/run", "--volume", vol + ":/var/lib/ketch"}, dockertest.Privileges...)
+		"--tmpfs", "/run", "--tmpfs", "/var/run", "--volume", vol + ":/var/lib/ketch"}, dockerd.Privileges...)
 	t0 := time.Now()
 	if _, err := b.e.Run(ctx, append(args, benchImage, "server")...); err != nil {
 		return 0, err
@@ -249,7 +242,7 @@ func (b *dockerBench) waitLine(ctx context.Context, name, what string, since tim
 
 func (b *dockerBench) clusterCreate(ctx context.Context) (time.Duration, error) {
 	args := []string{"create", dockerBenchCluster, "--agents", "2", "--image", benchImage, "--subnet", "10.216.0.0/24"}
-	for _, a := range dockertest.Privileges {
+	for _, a := range dockerd.Privileges {
 		args = append(args, "--docker-arg", a)
 	}
 	t0 := time.Now()

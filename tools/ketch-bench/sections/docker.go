@@ -57,7 +57,7 @@ func (r Docker) Section() string {
 	b.WriteString(report.RunLines("docker", r.Args, r.Date, r.Elapsed))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; Docker's data on %s; %s; load average %s when the run started, %s when it ended\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.Filesystem, m.GoVersion, res.Load, res.LoadEnd)
 	fmt.Fprintf(&b, "- ketch: `%s` (%s)\n", r.KetchBin, m.KetchBin)
-	b.WriteString("- Engine: Debian's docker.io (20.10), a private dockerd with no iptables rules, cgroup v1, overlay2. The containers get `dockertest.Privileges` (what `--privileged` stands for, less CAP_SYS_RESOURCE, which this machine cannot grant).\n")
+	b.WriteString("- Engine: Debian's docker.io (20.10), a private dockerd with no iptables rules, cgroup v1, overlay2. The containers get `dockerd.Privileges` (what `--privileged` stands for, less CAP_SYS_RESOURCE, which this machine cannot grant).\n")
 	b.WriteString("- Cold: a new volume, so the node unpacks its runtime bundle and makes its pause and addon images. Warm: the same volume again (single node: a new container on it; cluster: `ketch-docker-cluster.sh stop`, then `start`).\n\n")
 	single, singleWarm := stats.SpreadOf(res.SingleCold), stats.SpreadOf(res.SingleWarm)
 	cluster, clusterWarm := stats.SpreadOf(res.ClusterCold), stats.SpreadOf(res.ClusterWarm)
