@@ -246,14 +246,20 @@ cmd_start() {
 	for c in $(nodes "$name"); do
 		until dk logs --since "$started" "$c" 2>&1 | grep -q 'ketch: node Ready'; do
 			if [ "$(dk inspect --format '{{.State.Running}}' "$c")" != true ]; then
-				dk logs --tail 20 "$c" >&2 || true
-				die "$c stopped (its last output is above)"
+				stopped "$c"
 			fi
 			[ $(($(date +%s) - started)) -lt "$timeout" ] || die "$c did not report its node Ready within ${timeout}s"
 			sleep 0.2
 		done
 	done
 	wait_ready "$name" "$(nodes "$name" | wc -l)" "$timeout" "$started"
+}
+
+# stopped CONTAINER [HINT]: a node container stopped while the script waited for it: its last
+# output, its exit status, and where the components' log is.
+stopped() {
+	dk logs --tail 20 "$1" >&2 || true
+	die "$1 stopped with exit status $(dk inspect --format '{{.State.ExitCode}}' "$1") (its last output is above; the components' log: docker cp $1:/var/lib/ketch/logs/ketch.log .)${2-}"
 }
 
 # wait_ready NAME N TIMEOUT START: until N nodes are Ready; START is when the wait began (date +%s).
@@ -263,8 +269,7 @@ wait_ready() {
 	while :; do
 		for c in $(nodes "$1"); do
 			if [ "$(dk inspect --format '{{.State.Running}}' "$c")" != true ]; then
-				dk logs --tail 20 "$c" >&2 || true
-				die "$c stopped (its last output is above); $prog delete $1 removes the cluster"
+				stopped "$c" "; $prog delete $1 removes the cluster"
 			fi
 		done
 		[ "$(ready_nodes "$server")" -ge "$2" ] && break

@@ -10,6 +10,9 @@
 package dockertest
 
 import (
+	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +83,41 @@ func (e *Engine) Logs(name string) string {
 		return fmt.Sprintf("(docker logs %s: %v) %s", name, err, out)
 	}
 	return string(out)
+}
+
+// NodeLog is what a failed test needs from a ketch node container: how the container ended,
+// and the end of the components' log file (/var/lib/ketch/logs/ketch.log), which docker logs
+// does not show. It reads a stopped container too.
+func (e *Engine) NodeLog(name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	state, err := e.Engine.Run(ctx, "inspect", "--format", "running={{.State.Running}} exit={{.State.ExitCode}} oomkilled={{.State.OOMKilled}} error={{.State.Error}}", name)
+	if err != nil {
+		state = err.Error()
+	}
+	out, err := e.Command(ctx, "cp", name+":/var/lib/ketch/logs/ketch.log", "-").Output()
+	if err != nil {
+		return fmt.Sprintf("%s\n(docker cp of the log file: %v)", strings.TrimSpace(state), err)
+	}
+	// docker cp to - writes a tar archive of the one file.
+	archive := tar.NewReader(bytes.NewReader(out))
+	if _, err := archive.Next(); err != nil {
+		return fmt.Sprintf("%s\n(reading the log file: %v)", strings.TrimSpace(state), err)
+	}
+	// The errors (klog's E and F lines, Go's panics) and the last lines: a component that
+	// exits the process logs why, but the others go on logging after it.
+	var errs, lines []string
+	sc := bufio.NewScanner(archive)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		lines = append(lines, l)
+		if len(l) > 1 && (l[0] == 'E' || l[0] == 'F') && l[1] >= '0' && l[1] <= '9' || strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			errs = append(errs, l)
+		}
+	}
+	return fmt.Sprintf("%s\nthe last errors in its log file:\n%s\nthe last lines of its log file:\n%s", strings.TrimSpace(state),
+		strings.Join(errs[max(0, len(errs)-40):], "\n"), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 }
 
 // Must is Run that fails t on an error.

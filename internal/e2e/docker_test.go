@@ -229,7 +229,7 @@ func TestDockerCluster(t *testing.T) {
 	t.Logf("ketch-docker-cluster.sh create:\n%s", out)
 	if err != nil {
 		for _, n := range []string{c.server(), c.agent(1), c.agent(2)} {
-			t.Logf("%s:\n%s", n, e.Logs(n))
+			t.Logf("%s:\n%s\n%s", n, e.Logs(n), e.NodeLog(n))
 		}
 		t.Fatalf("create: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	runtimedebug "runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -70,7 +71,13 @@ func Open(logFile string, debug bool, start time.Time) (*Console, error) {
 	if err := syscall.Dup3(int(f.Fd()), int(os.Stderr.Fd()), 0); err != nil {
 		return nil, fmt.Errorf("redirecting stderr to %s: %w", logFile, err)
 	}
-	c.out = os.NewFile(uintptr(saved), "stderr")
+	out := os.NewFile(uintptr(saved), "stderr")
+	// A fatal error (an unrecovered panic in any component, concurrent map writes) would
+	// otherwise end the process with nothing on the terminal: show it there too.
+	if err := runtimedebug.SetCrashOutput(out, runtimedebug.CrashOptions{}); err != nil {
+		klog.InfoS("Crash reports go to the log file only", "err", err)
+	}
+	c.out = out
 	return c, nil
 }
 

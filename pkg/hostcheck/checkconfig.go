@@ -35,14 +35,29 @@ const (
 )
 
 // saidByDetect are the findings whose warning detect has already put in Host.Messages.
-var saidByDetect = []string{"cgroup.version", "capabilities", "net.br_netfilter", "sysctl.ip_forward", "sysctl.bridge-nf-call-iptables"}
+var saidByDetect = []string{"cgroup.version", "capabilities", "net.br_netfilter", "sysctl.ip_forward", "sysctl.bridge-nf-call-iptables",
+	"inotify.max_user_instances", "inotify.max_user_watches"}
+
+// inotifyFloors are the inotify limits a node raises at start, and under which check-config
+// warns. They are per user, so every node and container on the host shares them: a server holds
+// about 22 inotify instances (the apiserver's certificate watchers, the kubelet, containerd), an
+// agent about 10, and every pod that watches files more. Three nodes in Docker on a host with the
+// common default of 128 instances already fail when other programs hold some (the kubelet exits
+// when cAdvisor cannot watch cgroups). Old kernels' 8192 watches are too few for the kubelet's
+// watches of every cgroup on cgroup v1. A watch only costs kernel memory (about 1 KiB) when it
+// is used, so the floors cost nothing until something needs them.
+var inotifyFloors = []struct {
+	key        string
+	warn, node int // check-config warns under warn; a node raises the limit to node
+}{
+	{"fs.inotify.max_user_instances", 128, 1024},
+	{"fs.inotify.max_user_watches", 8192, 65536},
+}
 
 // Thresholds of the resource checks.
 const (
-	minInotifyInstances = 128
-	minInotifyWatches   = 8192
-	diskWarnBytes       = 2 << 30
-	diskFatalBytes      = 512 << 20
+	diskWarnBytes  = 2 << 30
+	diskFatalBytes = 512 << 20
 	// diskWarnPercent: the kubelet evicts pods below 5% free (ketch's nodefs.available).
 	diskWarnPercent = 10
 )
@@ -370,21 +385,24 @@ func (p *prober) procCgroups() (enabled map[string]bool, known bool) {
 func (c *checker) checkResources() {
 	c.group = "resources"
 	c.checkSwap()
-	for _, s := range []struct {
-		key string
-		min int
-	}{{"fs.inotify.max_user_instances", minInotifyInstances}, {"fs.inotify.max_user_watches", minInotifyWatches}} {
-		name := "inotify." + strings.TrimPrefix(s.key, "fs.inotify.")
-		v := c.p.readTrim("proc/sys", strings.ReplaceAll(s.key, ".", "/"))
+	for _, l := range inotifyFloors {
+		name := "inotify." + strings.TrimPrefix(l.key, "fs.inotify.")
+		v := c.p.readTrim("proc/sys", strings.ReplaceAll(l.key, ".", "/"))
 		n, err := strconv.Atoi(v)
 		switch {
 		case err != nil:
-			c.add(name, StatusWarning, fmt.Sprintf("%s cannot be read", s.key), "")
-		case n < s.min:
-			c.add(name, StatusWarning, fmt.Sprintf("%s is %d, under %d: the kubelet, containerd and pods that watch files run out of inotify (too many open files)", s.key, n, s.min),
-				sysctlFix(s.key, strconv.Itoa(max(s.min*4, 512))))
+			c.add(name, StatusWarning, fmt.Sprintf("%s cannot be read", l.key), "")
+		case n >= l.node:
+			c.ok(name, fmt.Sprintf("%s is %d", l.key, n))
+		case c.o.node:
+			// The node's own raise at start failed.
+			c.add(name, StatusWarning, fmt.Sprintf("%s is %d and could not be raised to %d: the kubelet, containerd and pods that watch files may run out of inotify (too many open files)", l.key, n, l.node),
+				sysctlFix(l.key, strconv.Itoa(l.node)))
+		case n < l.warn:
+			c.add(name, StatusWarning, fmt.Sprintf("%s is %d, under %d: ketch server and ketch agent raise it to %d at start (without that, the kubelet, containerd and pods that watch files run out of inotify: too many open files)", l.key, n, l.warn, l.node),
+				sysctlFix(l.key, strconv.Itoa(l.node)))
 		default:
-			c.ok(name, fmt.Sprintf("%s is %d", s.key, n))
+			c.ok(name, fmt.Sprintf("%s is %d: ketch server and ketch agent raise it to %d at start", l.key, n, l.node))
 		}
 	}
 	c.checkDisk()

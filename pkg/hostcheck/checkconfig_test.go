@@ -79,7 +79,7 @@ func healthy(t *testing.T) map[string]string {
 		"proc/sys/net/ipv4/ip_forward":                "1\n",
 		"proc/sys/net/bridge/bridge-nf-call-iptables": "1\n",
 		"proc/swaps":                                  "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
-		"proc/sys/fs/inotify/max_user_instances":      "128\n",
+		"proc/sys/fs/inotify/max_user_instances":      "1024\n",
 		"proc/sys/fs/inotify/max_user_watches":        "65536\n",
 		"dev/kmsg":                                    "",
 	}
@@ -416,8 +416,14 @@ func TestSystemChecks(t *testing.T) {
 	})
 	t.Run("inotify", func(t *testing.T) {
 		r := testProber(t, with(base, map[string]string{"proc/sys/fs/inotify/max_user_instances": "64\n", "proc/sys/fs/inotify/max_user_watches": "4096\n"})).report(options{})
-		want(t, r, "inotify.max_user_instances", StatusWarning, []string{"is 64, under 128"}, "sysctl -w fs.inotify.max_user_instances=512", "/etc/sysctl.d/90-ketch.conf")
-		want(t, r, "inotify.max_user_watches", StatusWarning, []string{"is 4096, under 8192"}, "sysctl -w fs.inotify.max_user_watches=32768")
+		want(t, r, "inotify.max_user_instances", StatusWarning, []string{"is 64, under 128: ketch server and ketch agent raise it to 1024 at start"}, "sysctl -w fs.inotify.max_user_instances=1024", "/etc/sysctl.d/90-ketch.conf")
+		want(t, r, "inotify.max_user_watches", StatusWarning, []string{"is 4096, under 8192"}, "sysctl -w fs.inotify.max_user_watches=65536")
+		// Between the warning and the node's floor: fine, and said.
+		r = testProber(t, with(base, map[string]string{"proc/sys/fs/inotify/max_user_instances": "128\n"})).report(options{})
+		want(t, r, "inotify.max_user_instances", StatusOK, []string{"is 128: ketch server and ketch agent raise it to 1024 at start"})
+		// A node whose raise failed says so.
+		r = testProber(t, with(base, map[string]string{"proc/sys/fs/inotify/max_user_instances": "512\n"})).report(options{node: true})
+		want(t, r, "inotify.max_user_instances", StatusWarning, []string{"is 512 and could not be raised to 1024"}, "sysctl -w fs.inotify.max_user_instances=1024")
 	})
 	t.Run("disk", func(t *testing.T) {
 		p := testProber(t, with(base, map[string]string{"var/lib/": ""}))

@@ -226,6 +226,9 @@ func (p *prober) detect() (*Host, error) {
 	}
 
 	h.IPForward, msgs = p.enableSysctl("net/ipv4/ip_forward", msgs)
+	for _, l := range inotifyFloors {
+		msgs = p.raiseSysctl(l.key, l.node, msgs)
+	}
 
 	// br_netfilter may be a module that is not loaded yet.
 	if !p.exists("proc/sys", nfCall) {
@@ -258,6 +261,23 @@ func (p *prober) enableSysctl(name string, msgs []string) (bool, []string) {
 		return false, append(msgs, fmt.Sprintf("%s is %s and could not be set to 1: %v", key, strings.TrimSpace(string(b)), err))
 	}
 	return true, append(msgs, fmt.Sprintf("%s was %s: set it to 1", key, strings.TrimSpace(string(b))))
+}
+
+// raiseSysctl raises a numeric sysctl (key as in sysctl(8)) to floor if it is lower, and says so.
+func (p *prober) raiseSysctl(key string, floor int, msgs []string) []string {
+	file := p.path("proc/sys", strings.ReplaceAll(key, ".", "/"))
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return append(msgs, fmt.Sprintf("cannot read %s: %v", key, err))
+	}
+	v := strings.TrimSpace(string(b))
+	if n, err := strconv.Atoi(v); err == nil && n >= floor {
+		return msgs
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(floor)+"\n"), 0o644); err != nil {
+		return append(msgs, fmt.Sprintf("warning: %s is %s and could not be raised to %d: %v", key, v, floor, err))
+	}
+	return append(msgs, fmt.Sprintf("%s was %s: raised it to %d", key, v, floor))
 }
 
 // mountEntry is one line of the mount table.

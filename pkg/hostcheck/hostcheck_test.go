@@ -98,6 +98,8 @@ func TestDetectHybridV1(t *testing.T) {
 		"proc/sys/net/ipv4/ip_forward":                 "0\n",
 		"proc/sys/net/bridge/bridge-nf-call-iptables":  "0\n",
 		"proc/sys/net/bridge/bridge-nf-call-ip6tables": "1\n",
+		"proc/sys/fs/inotify/max_user_instances":       "128\n",
+		"proc/sys/fs/inotify/max_user_watches":         "8192\n",
 	})
 	h, err := (&prober{root: root, lookPath: tools("iptables"), run: noRun}).detect()
 	if err != nil {
@@ -122,7 +124,11 @@ func TestDetectHybridV1(t *testing.T) {
 	if h.Modprobe != "" {
 		t.Errorf("modprobe %q, want none", h.Modprobe)
 	}
-	for _, want := range []string{"net.ipv4.ip_forward was 0: set it to 1", "net.bridge.bridge-nf-call-iptables was 0", "restrict_oom_score_adj", "modprobe not found", "hybrid", "failCgroupV1"} {
+	if read(t, root, "proc/sys/fs/inotify/max_user_instances") != "1024" || read(t, root, "proc/sys/fs/inotify/max_user_watches") != "65536" {
+		t.Errorf("inotify limits not raised: %s instances, %s watches", read(t, root, "proc/sys/fs/inotify/max_user_instances"), read(t, root, "proc/sys/fs/inotify/max_user_watches"))
+	}
+	for _, want := range []string{"net.ipv4.ip_forward was 0: set it to 1", "net.bridge.bridge-nf-call-iptables was 0", "restrict_oom_score_adj", "modprobe not found", "hybrid", "failCgroupV1",
+		"fs.inotify.max_user_instances was 128: raised it to 1024", "fs.inotify.max_user_watches was 8192: raised it to 65536"} {
 		if !hasMsg(msgs, want) {
 			t.Errorf("no message containing %q in %q", want, msgs)
 		}
@@ -142,6 +148,9 @@ func TestDetectV1CombinedControllers(t *testing.T) {
 		"proc/self/mountinfo":          mountinfoV1Combined,
 		"proc/self/status":             statusFull,
 		"proc/sys/net/ipv4/ip_forward": "1\n",
+		// Above the floors: left as they are.
+		"proc/sys/fs/inotify/max_user_instances": "8192\n",
+		"proc/sys/fs/inotify/max_user_watches":   "1048576\n",
 	})
 	h, err := (&prober{root: root, lookPath: tools("modprobe"), run: func(string, ...string) error { return nil }}).detect()
 	if err != nil {
@@ -160,8 +169,11 @@ func TestDetectV1CombinedControllers(t *testing.T) {
 	if h.BrNetfilter || !hasMsg(msgs, "br_netfilter is not available") {
 		t.Errorf("BrNetfilter %t, messages %q", h.BrNetfilter, msgs)
 	}
-	if hasMsg(msgs, "ip_forward") {
-		t.Errorf("ip_forward was already on but a message mentions it: %q", msgs)
+	if hasMsg(msgs, "ip_forward") || hasMsg(msgs, "inotify") {
+		t.Errorf("ip_forward was already on and the inotify limits high, but a message mentions them: %q", msgs)
+	}
+	if read(t, root, "proc/sys/fs/inotify/max_user_instances") != "8192" {
+		t.Errorf("max_user_instances changed to %s", read(t, root, "proc/sys/fs/inotify/max_user_instances"))
 	}
 	if h.Modprobe != "/fake/modprobe" || hasMsg(msgs, "modprobe not found") {
 		t.Errorf("modprobe %q, messages %q", h.Modprobe, msgs)

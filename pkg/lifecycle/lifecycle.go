@@ -122,6 +122,7 @@ type Node struct {
 	mu           sync.Mutex
 	stages       []*Stage
 	step         string
+	stepWhy      string // what the step's wait last saw, for the still-waiting line
 	stepSince    time.Time
 	started      bool
 	stopped      bool // stages made from now on stop at once
@@ -153,15 +154,23 @@ func (n *Node) Phase(format string, a ...any) {
 // when the node is stopped before it is done.
 func (n *Node) Waiting(what string) {
 	n.mu.Lock()
-	n.step, n.stepSince = what, time.Now()
+	n.step, n.stepWhy, n.stepSince = what, "", time.Now()
 	n.mu.Unlock()
 	n.notify.send(status("waiting for " + what))
 }
 
-func (n *Node) currentStep() (string, time.Duration) {
+// currentStep is what start-up waits for, what that wait last saw, and for how long.
+func (n *Node) currentStep() (step, why string, since time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.step, time.Since(n.stepSince)
+	return n.step, n.stepWhy, time.Since(n.stepSince)
+}
+
+// waitingBecause records what the current step's wait last saw: the still-waiting line says it.
+func (n *Node) waitingBecause(why string) {
+	n.mu.Lock()
+	n.stepWhy = why
+	n.mu.Unlock()
 }
 
 // WatchNode is the client the frame watches the node's Node object with, and the node's name.
@@ -271,7 +280,7 @@ func (n *Node) run(start func(context.Context, *Node) error) error {
 		select {
 		case err = <-startErr:
 		case <-time.After(startupStopGrace):
-			step, _ := n.currentStep()
+			step, _, _ := n.currentStep()
 			n.con.Printf("start-up did not stop within %s while waiting for %s; stopping without it", startupStopGrace, step)
 		}
 	}
@@ -287,7 +296,7 @@ func (n *Node) run(start func(context.Context, *Node) error) error {
 		if started {
 			n.con.Printf("stopping")
 		} else {
-			step, _ := n.currentStep()
+			step, _, _ := n.currentStep()
 			n.con.Printf("stopping before the node started (it was waiting for %s)", step)
 		}
 	case runCtx.Err() != nil:
@@ -312,7 +321,7 @@ func (n *Node) startup(ctx context.Context, start func(context.Context, *Node) e
 		return errors.New("the role started no node (no WatchNode)")
 	}
 	n.Waiting("node " + name + " to register")
-	if err := waitNode(ctx, client, name, Registered); err != nil {
+	if err := waitNode(ctx, client, name, Registered, n.waitingBecause); err != nil {
 		return err
 	}
 	for _, fn := range onRegistered {
@@ -322,7 +331,7 @@ func (n *Node) startup(ctx context.Context, start func(context.Context, *Node) e
 	}
 	n.Phase("node registered")
 	n.Waiting("node " + name + " to be Ready")
-	if err := waitNode(ctx, client, name, ReadySince(n.startedAt, heartbeat)); err != nil {
+	if err := waitNode(ctx, client, name, ReadySince(n.startedAt, heartbeat), n.waitingBecause); err != nil {
 		return err
 	}
 	n.con.Phase("node Ready")
@@ -351,9 +360,13 @@ func (n *Node) reportSlowSteps(ctx context.Context) {
 		if started {
 			return
 		}
-		step, since := n.currentStep()
+		step, why, since := n.currentStep()
 		if since >= stillWaitingAfter && (step != said || since-saidAt >= stillWaitingAfter) {
-			n.con.Printf("still waiting for %s (%s)", step, since.Round(time.Second))
+			if why != "" {
+				// The kubelet's own words: the user sees which part holds the node back.
+				why = ": " + why
+			}
+			n.con.Printf("still waiting for %s (%s)%s", step, since.Round(time.Second), why)
 			said, saidAt = step, since
 		}
 	}

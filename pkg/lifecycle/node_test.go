@@ -61,12 +61,20 @@ func TestWaitsForTheNode(t *testing.T) {
 	if got := sd.messages(); slices.Contains(got, "READY=1") {
 		t.Fatalf("systemd was told READY before the node was Ready: %q", got)
 	}
-	// This run's kubelet reports Ready.
+	// This run's kubelet reports NotReady first: the still-waiting line says why, in its words.
 	node, err = nodes.Get(ctx, "node-1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := metav1.NewTime(time.Now())
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse, LastHeartbeatTime: now, LastTransitionTime: now,
+		Reason: "KubeletNotReady", Message: "container runtime network not ready: cni plugin not initialized"}}
+	if node, err = nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "s): KubeletNotReady: container runtime network not ready: cni plugin not initialized\n")
+	// Then Ready.
+	now = metav1.NewTime(time.Now())
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: now, LastTransitionTime: now}}
 	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,13 +44,28 @@ func ReadySince(start, previous time.Time) func(*corev1.Node) bool {
 	}
 }
 
+// NotReadyWhy is what the node's Ready condition says when it is not True (the kubelet's reason
+// and message, "container runtime network not ready: …" say), or "".
+func NotReadyWhy(n *corev1.Node) string {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			return strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	return ""
+}
+
 // waitNode waits until the node exists and satisfies ok, or ctx ends (with its cause: a
-// component that failed, or the user's stop).
-func waitNode(ctx context.Context, client kubernetes.Interface, name string, ok func(*corev1.Node) bool) error {
+// component that failed, or the user's stop). why is told, each time the node is seen and is
+// not there yet, what its Ready condition says.
+func waitNode(ctx context.Context, client kubernetes.Interface, name string, ok func(*corev1.Node) bool, why func(string)) error {
 	for {
 		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err == nil && ok(n) {
 			return nil
+		}
+		if err == nil {
+			why(NotReadyWhy(n))
 		}
 		select {
 		case <-ctx.Done():

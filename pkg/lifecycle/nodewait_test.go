@@ -36,3 +36,18 @@ func TestReadySince(t *testing.T) {
 		}
 	}
 }
+
+func TestNotReadyWhy(t *testing.T) {
+	n := nodeWithReady(corev1.ConditionFalse, time.Now())
+	n.Status.Conditions[1].Reason = "KubeletNotReady"
+	n.Status.Conditions[1].Message = "container runtime network not ready: NetworkReady=false"
+	if got, want := NotReadyWhy(n), "KubeletNotReady: container runtime network not ready: NetworkReady=false"; got != want {
+		t.Errorf("NotReadyWhy = %q, want %q", got, want)
+	}
+	if got := NotReadyWhy(nodeWithReady(corev1.ConditionTrue, time.Now())); got != "" {
+		t.Errorf("a Ready node: NotReadyWhy = %q, want none", got)
+	}
+	if got := NotReadyWhy(&corev1.Node{}); got != "" {
+		t.Errorf("no conditions: NotReadyWhy = %q, want none", got)
+	}
+}

@@ -48,6 +48,11 @@ func Run(path string, argv, env []string, say func(format string, a ...any)) int
 			continue
 		}
 		if status, done := reap(child.Pid); done {
+			if status > 128 {
+				// Nothing else would say it: a process killed by a signal (the kernel's OOM
+				// killer's SIGKILL, say) prints nothing, and the container just stops.
+				say("ketch: PID 1: ketch (pid %d) was killed by signal %d (%v)", child.Pid, status-128, unix.SignalName(syscall.Signal(status-128)))
+			}
 			return status
 		}
 	}

@@ -2,6 +2,7 @@ package pid1
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,7 +17,9 @@ import (
 // /proc) and runs Run with a shell script as the child.
 func TestMain(m *testing.M) {
 	if script := os.Getenv("PID1_TEST_CHILD"); script != "" {
-		os.Exit(Run("/bin/sh", []string{"sh", "-c", script}, os.Environ(), func(string, ...any) {}))
+		os.Exit(Run("/bin/sh", []string{"sh", "-c", script}, os.Environ(), func(format string, a ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", a...)
+		}))
 	}
 	os.Exit(m.Run())
 }
@@ -56,7 +59,7 @@ exit 7`)
 }
 
 // TestForwardsSignals: SIGTERM to PID 1 (docker stop) reaches the child, whose exit status PID 1
-// returns; a child killed by a signal gives 128 plus its number.
+// returns; a child killed by a signal gives 128 plus its number, and PID 1 says so.
 func TestForwardsSignals(t *testing.T) {
 	cmd, out := asInit(t, `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
 	deadline := time.Now().Add(10 * time.Second)
@@ -76,5 +79,9 @@ func TestForwardsSignals(t *testing.T) {
 	cmd.Wait()
 	if cmd.ProcessState.ExitCode() != 128+9 {
 		t.Errorf("a child killed by SIGKILL: exit status %d, want 137:\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	// Nothing else says why the container stopped.
+	if !strings.Contains(out.String(), "was killed by signal 9 (SIGKILL)") {
+		t.Errorf("PID 1 did not say that the child was killed:\n%s", out)
 	}
 }
