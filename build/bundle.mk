@@ -106,11 +106,23 @@ ADDONS_DIR = $(ADDONS_ROOT)/linux_$(ARCH)
 # Every Go file of this module the program is built from, whichever package it is in.
 ADDONS_SRC := $(shell $(GO) list -deps -f '{{with .Module}}{{if eq .Path "github.com/ketch-k8s/ketch"}}{{range $$.GoFiles}}{{$$.Dir}}/{{.}} {{end}}{{end}}{{end}}' ./cmd/ketch-addons 2>/dev/null)
 
-.PHONY: addons
+.PHONY: addons dashboard-assets
 addons: $(ADDONS_DIR)/SHA256SUMS
 
+# The dashboard's front end: its sources and npm lockfile in pkg/addons/dashboard/ui, bundled by
+# tools/dashboard-build (esbuild's Go library) into app.js and app.css beside index.html in
+# pkg/addons/dashboard/web, which the dashboard role embeds. npm ci installs exactly the
+# lockfile's packages, from npm's cache when they are there.
+DASHBOARD_UI := pkg/addons/dashboard/ui
+DASHBOARD_ASSETS := pkg/addons/dashboard/web/app.js
+dashboard-assets: $(DASHBOARD_ASSETS)
+$(DASHBOARD_ASSETS): $(wildcard $(DASHBOARD_UI)/src/*) $(DASHBOARD_UI)/package.json $(DASHBOARD_UI)/package-lock.json tools/dashboard-build/main.go go.mod go.sum
+	@command -v npm >/dev/null || { echo "dashboard-assets: needs npm: scripts/install-deps.sh installs it" >&2; exit 1; }
+	cd $(DASHBOARD_UI) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	$(GO) run ./tools/dashboard-build -ui $(DASHBOARD_UI) -out $(dir $(DASHBOARD_ASSETS))
+
 $(ADDONS_ROOT)/linux_%/SHA256SUMS: SHELL := /bin/bash
-$(ADDONS_ROOT)/linux_%/SHA256SUMS: go.mod go.sum build/bundle.mk $(ADDONS_SRC)
+$(ADDONS_ROOT)/linux_%/SHA256SUMS: go.mod go.sum build/bundle.mk $(ADDONS_SRC) $(DASHBOARD_ASSETS) $(wildcard pkg/addons/dashboard/web/*)
 	@set -euo pipefail; \
 	command -v zstd >/dev/null || { echo "addons: needs zstd: apt-get install zstd" >&2; exit 1; }; \
 	mkdir -p $(@D); \

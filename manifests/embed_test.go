@@ -11,7 +11,7 @@ import (
 )
 
 func TestRender(t *testing.T) {
-	if got, want := Addons(), []string{"coredns", "local-storage", "metrics-server", "servicelb"}; !slices.Equal(got, want) {
+	if got, want := Addons(), []string{"coredns", "dashboard", "local-storage", "metrics-server", "servicelb"}; !slices.Equal(got, want) {
 		t.Fatalf("Addons() = %v, want %v", got, want)
 	}
 	v := Values{AddonsImage: "localhost/ketch/addons:0123456789abcdef", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local"}

@@ -66,6 +66,11 @@ go version >/dev/null || die "go does not run"
 # tests run clusters in Docker, also from docker-compose.
 apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc \
   docker.io docker-compose ca-certificates debootstrap shellcheck dash
+# The dashboard: npm installs its front end's packages from the lockfile (make dashboard-assets),
+# and its browser test drives Debian's Chromium. A machine that has Node.js and npm already
+# (from elsewhere than Debian) keeps them.
+command -v npm >/dev/null || apt_install nodejs npm
+apt_install chromium
 if $release; then
   # GOARCH of each release binary (the Makefile's RELEASE_ARCHES) -> Debian architecture and
   # the package of its cross compiler. apt_install runs apt-get update when a package is

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/addons/coredns"
+	"github.com/ketch-k8s/ketch/pkg/addons/dashboard"
 	"github.com/ketch-k8s/ketch/pkg/addons/localpath"
 	"github.com/ketch-k8s/ketch/pkg/addons/metricsserver"
 	"github.com/ketch-k8s/ketch/pkg/addons/servicelb"
@@ -24,6 +25,7 @@ import (
 // roles maps the first argument to the role's entry point, which gets the remaining arguments.
 var roles = map[string]func(ctx context.Context, args []string) error{
 	"coredns":                coredns.Main,
+	"dashboard":              dashboard.Main,
 	"metrics-server":         metricsserver.Main,
 	"servicelb":              servicelb.Main,
 	"local-path-provisioner": localpath.ProvisionerMain,

@@ -22,6 +22,7 @@ const addonsNS = "e2e-addons"
 // addonDeployments are the bundled addons' Deployments in kube-system, by addon name.
 var addonDeployments = map[string]string{
 	"coredns": "coredns", "metrics-server": "metrics-server", "servicelb": "servicelb", "local-storage": "local-path-provisioner",
+	"dashboard": "ketch-dashboard",
 }
 
 const addonWorkloads = `
@@ -236,7 +237,7 @@ func TestAddons(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(manifestsDir, "metrics-server.yaml")); !os.IsNotExist(err) {
 			t.Errorf("metrics-server.yaml still in the manifests directory: %v", err)
 		}
-		for _, addon := range []string{"coredns", "servicelb", "local-storage"} {
+		for _, addon := range []string{"coredns", "servicelb", "local-storage", "dashboard"} {
 			s.kubectl("-n", "kube-system", "rollout", "status", "deployment/"+addonDeployments[addon], "--timeout=120s")
 		}
 	})

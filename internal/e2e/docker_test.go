@@ -261,7 +261,7 @@ func TestDockerCluster(t *testing.T) {
 	}
 
 	t.Run("addons", func(t *testing.T) {
-		for _, d := range []string{"coredns", "servicelb", "local-path-provisioner", "metrics-server"} {
+		for _, d := range []string{"coredns", "servicelb", "local-path-provisioner", "metrics-server", "ketch-dashboard"} {
 			c.kubectl("-n", "kube-system", "rollout", "status", "deployment/"+d, "--timeout=180s")
 		}
 	})

@@ -121,19 +121,24 @@ func (ca *authority) leafProblem(spec leafSpec, certPath, keyPath string) (strin
 	if err != nil || !ok {
 		return "its key " + keyPath + " is missing", err
 	}
+	return ca.pairProblem(spec, certPEM, keyPEM), nil
+}
+
+// pairProblem says why a certificate and its key must be re-issued, or "".
+func (ca *authority) pairProblem(spec leafSpec, certPEM, keyPEM []byte) string {
 	key, err := parseSigner(keyPEM)
 	if err != nil {
-		return "its key does not parse: " + err.Error(), nil
+		return "its key does not parse: " + err.Error()
 	}
 	certs, err := certutil.ParseCertsPEM(certPEM)
 	if err != nil {
-		return "it does not parse: " + err.Error(), nil
+		return "it does not parse: " + err.Error()
 	}
 	cert := certs[0]
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
-		return "it does not match its key " + keyPath, nil
+		return "it does not match its key"
 	}
-	return ca.certProblem(spec, cert), nil
+	return ca.certProblem(spec, cert)
 }
 
 func (ca *authority) certProblem(spec leafSpec, cert *x509.Certificate) string {

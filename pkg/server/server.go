@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,9 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 		n.Watch(controllers, c)
 	}
 	n.Waiting("the addon manifests")
+	if err := ensureDashboardTLS(ctx, client, certs, cfg.ClusterDomain, slices.Contains(cfg.Disable, "dashboard")); err != nil {
+		return err
+	}
 	if err := startAddons(n, controllers, cfg, certs.AdminKubeconfig, client); err != nil {
 		return err
 	}
@@ -136,9 +140,13 @@ func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernete
 	if err != nil {
 		return nil, fmt.Errorf("the client CA: %w", err)
 	}
+	dashboard, err := newDashboardProxy(client, caBundle, cfg.ClusterDomain, slices.Contains(cfg.Disable, "dashboard"))
+	if err != nil {
+		return nil, err
+	}
 	return supervisor.New(supervisor.Options{
 		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,
-		Agent: supervisor.NewAgentConfig(&cfg.Cluster),
+		Agent: supervisor.NewAgentConfig(&cfg.Cluster), Dashboard: dashboard,
 	}), nil
 }
 

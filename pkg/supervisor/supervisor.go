@@ -1,7 +1,8 @@
 // Package supervisor is the HTTPS API a joining agent talks to. It is served on kube-apiserver's
 // own port, in front of kube-apiserver's handler chain, so that an agent needs only the server's
 // URL: /cacerts and /ping are open to anyone; /v1-ketch/... needs a join token or the node's
-// own client certificate; every other path is kube-apiserver's.
+// own client certificate; /dashboard/ is the dashboard addon's, which logs its users in itself;
+// every other path is kube-apiserver's.
 package supervisor
 
 import (
@@ -36,6 +37,7 @@ const (
 	PathPing      = "/ping"
 	PathConfig    = "/v1-ketch/config"
 	PathNodeCerts = "/v1-ketch/node-certs"
+	PathDashboard = "/dashboard"
 	// HeaderCAProof carries, with /cacerts, the server's proof that it knows the server secret
 	// (token.CAProof), for nodes that join with the bare secret.
 	HeaderCAProof = "Ketch-CA-Proof"
@@ -96,6 +98,9 @@ type Options struct {
 	Client kubernetes.Interface
 	Sign   func(pki.NodeCertRequest) (*pki.NodeCerts, error)
 	Agent  AgentConfig
+	// Dashboard, if set, serves /dashboard and everything below it (the dashboard addon,
+	// which logs its users in itself).
+	Dashboard http.Handler
 }
 
 // Supervisor serves the join API.
@@ -128,11 +133,15 @@ func New(opts Options) *Supervisor {
 // handler chain, which authenticates it its own way).
 func (s *Supervisor) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == PathCACerts || p == PathPing || strings.HasPrefix(p, "/v1-ketch/") {
+		p := r.URL.Path
+		switch {
+		case p == PathCACerts || p == PathPing || strings.HasPrefix(p, "/v1-ketch/"):
 			s.mux.ServeHTTP(w, r)
-			return
+		case s.opts.Dashboard != nil && (p == PathDashboard || strings.HasPrefix(p, PathDashboard+"/")):
+			s.opts.Dashboard.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 

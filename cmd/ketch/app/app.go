@@ -83,6 +83,7 @@ func newApp(server func(*config.Server) error, agent func(*config.Agent) error) 
 			checkConfigCommand(hostcheck.CheckConfig),
 			tokenCommand(),
 			kubeconfigCommand(),
+			dashboardCommand(),
 			kubectlCommand(),
 			ctrCommand(),
 			crictlCommand(),

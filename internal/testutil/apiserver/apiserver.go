@@ -41,6 +41,9 @@ type Server struct {
 	DatastoreURL  string
 	Etcd          *clientv3.Client
 	StoragePrefix string
+	// ServingCert is the apiserver's self-signed serving certificate (PEM), for a client that
+	// verifies it.
+	ServingCert []byte
 }
 
 // Start starts ketch's datastore on a unix socket in a new temporary directory and a
@@ -107,7 +110,11 @@ func Start(tb ktesting.TB, extraFlags ...string) *Server {
 	if err != nil {
 		tb.Fatalf("waiting for namespace kube-system: %v", err)
 	}
-	return &Server{Config: server.ClientConfig, Client: client, DatastoreURL: url, Etcd: server.EtcdClient, StoragePrefix: server.EtcdStoragePrefix}
+	serving, err := os.ReadFile(filepath.Join(certDir, "apiserver.crt"))
+	if err != nil {
+		tb.Fatalf("reading the serving certificate: %v", err)
+	}
+	return &Server{Config: server.ClientConfig, Client: client, DatastoreURL: url, Etcd: server.EtcdClient, StoragePrefix: server.EtcdStoragePrefix, ServingCert: serving}
 }
 
 // startMu serializes starts: StartTestServer sets process-wide feature gates, and bazelEnv the

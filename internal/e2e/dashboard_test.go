@@ -1,0 +1,475 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const dashNS = "e2e-dash"
+
+// dashWorkloads are what the browser test looks at: a pod whose annotation and log line carry
+// HTML payloads, a ConfigMap to edit, and three LoadBalancer Services, the third of which
+// clashes with the first on port 8091.
+var dashWorkloads = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: ` + dashNS + `}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: payload
+  namespace: ` + dashNS + `
+  annotations: {note: "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">"}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: localhost/e2e/echo:oci
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "<script>window.__xss=3</script><img src=x onerror=window.__xss=4>"; sleep 100000']
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: ` + dashNS + `}
+data: {color: blue}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb-one, namespace: ` + dashNS + `}
+spec: {type: LoadBalancer, selector: {app: none}, ports: [{port: 8091, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb-two, namespace: ` + dashNS + `}
+spec: {type: LoadBalancer, selector: {app: none}, ports: [{port: 8092, targetPort: 8080}]}
+`
+
+// lbClash comes after lb-one holds 8091.
+var lbClash = `
+apiVersion: v1
+kind: Service
+metadata: {name: lb-three, namespace: ` + dashNS + `}
+spec: {type: LoadBalancer, selector: {app: none}, ports: [{port: 8091, targetPort: 8080}]}
+`
+
+// webDeployment is pasted into the dashboard's create page.
+const webDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ` + dashNS + `
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: localhost/e2e/echo:oci
+        imagePullPolicy: Never
+        command: [sh, -c, 'echo "web says hi from $(hostname)"; sleep 100000']
+`
+
+// browser is headless Chromium driven over the DevTools protocol.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	base   string
+	shots  string // where screenshots go ("" for none)
+	cancel func()
+}
+
+// newBrowser starts Debian's Chromium with a new profile. It trusts the server's serving
+// certificate by its key (--ignore-certificate-errors-spki-list), not every certificate.
+func newBrowser(t *testing.T, base, servingCert string) *browser {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("the dashboard test needs Debian's chromium (scripts/install-deps.sh installs it): %v", err)
+	}
+	pemBytes, err := os.ReadFile(servingCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	if err := chromedp.Do(ctx); err != nil {
+		cancelAlloc()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	b := &browser{t: t, ctx: ctx, base: base, cancel: func() { cancelCtx(); cancelAlloc() }}
+	t.Cleanup(b.cancel)
+	return b
+}
+
+// run runs actions with a timeout, failing the test with what the page said.
+func (b *browser) run(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.fail(what, err)
+	}
+}
+
+// fail ends the test with what the page shows.
+func (b *browser) fail(what string, err error) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	text, _ := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("body")))
+	b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+	b.t.Fatalf("%s: %v\nthe page says:\n%s", what, err, text)
+}
+
+// poll waits until the JavaScript expression is true.
+func poll(expr string, interval time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(interval))(ctx, t)
+		return err
+	})
+}
+
+// waitText waits until the element's text contains want.
+func (b *browser) waitText(what, sel, want string, timeout time.Duration) {
+	b.t.Helper()
+	b.run(what, timeout, poll(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q); })()`, sel, want), 100*time.Millisecond))
+}
+
+// eval evaluates JavaScript in the page (awaiting a promise) and returns its value.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("evaluating "+js, err)
+	}
+	return v
+}
+
+func (b *browser) goTo(hash string) {
+	b.t.Helper()
+	b.run("opening "+hash, 30*time.Second, chromedp.Navigate(b.base+hash), chromedp.WaitVisible(chromedp.ID("view")))
+}
+
+// paste gives the editor text as a user's paste does (a paste event with the text).
+func (b *browser) paste(text string) {
+	b.t.Helper()
+	b.run("pasting", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(".cm-content")), evalVoid(fmt.Sprintf(`(() => {
+		const el = document.querySelector(".cm-content");
+		el.focus();
+		document.execCommand("selectAll");
+		const dt = new DataTransfer();
+		dt.setData("text/plain", %q);
+		el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`, text)))
+}
+
+// edit replaces the last occurrence of old in the editor as a user does: it selects it, then
+// types the new text.
+func (b *browser) edit(old, new string) {
+	b.t.Helper()
+	if !eval[bool](b, fmt.Sprintf(`(() => {
+		const root = document.querySelector(".cm-content");
+		root.focus();
+		const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+		let last = null;
+		for (let n = walker.nextNode(); n; n = walker.nextNode()) if (n.data.includes(%q)) last = n;
+		if (!last) return false;
+		const i = last.data.lastIndexOf(%q);
+		const r = document.createRange();
+		r.setStart(last, i);
+		r.setEnd(last, i + %d);
+		getSelection().removeAllRanges();
+		getSelection().addRange(r);
+		return true;
+	})()`, old, old, len(old))) {
+		b.fail("finding "+old+" in the editor", errors.New("not there"))
+	}
+	b.run("typing "+new, 30*time.Second, chromedp.Sleep(200*time.Millisecond), typeText(new, false))
+}
+
+// typeText types text into the focused element as a keyboard's input does (Input.insertText:
+// chromedp's key events would type each character twice into xterm.js), then, if enter, the
+// Enter key.
+func typeText(text string, enter bool) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text}); err != nil {
+			return err
+		}
+		if enter {
+			_, err := chromedp.KeyEvent(kb.Enter)(ctx, t)
+			return err
+		}
+		return nil
+	})
+}
+
+// evalVoid evaluates JavaScript for its effect.
+func evalVoid(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, t)
+		if errors.Is(err, chromedp.ErrJSUndefined) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (b *browser) screenshot(name string) {
+	if b.shots == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// in is the browser for the (sub)test t: its failures end t.
+func (b *browser) in(t *testing.T) *browser {
+	c := *b
+	c.t = t
+	return &c
+}
+
+func (b *browser) login(token string) {
+	b.t.Helper()
+	b.run("logging in", time.Minute, chromedp.Navigate(b.base), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), token), chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("logout")))
+}
+
+// TestDashboard drives the dashboard in Chromium against a real server, as a user would: log in
+// with the token `ketch dashboard` printed, watch the overview, create and scale a Deployment,
+// read a pod's logs and type into its terminal, edit a ConfigMap (and meet a conflict), log in
+// as a view-only ServiceAccount, see HTML payloads shown as text, read the LoadBalancer ports,
+// and find the dashboard gone with --disable dashboard. DASHBOARD_SCREENSHOTS=dir keeps
+// screenshots of the main pages (docs/dashboard/ holds the last ones).
+func TestDashboard(t *testing.T) {
+	s := newServer(t, "--node-name", "ketch-dash")
+	s.seedEchoImage()
+	s.start()
+	s.kubectl("-n", "kube-system", "rollout", "status", "deployment/ketch-dashboard", "--timeout=180s")
+	s.apply(dashWorkloads)
+
+	out, err := s.ketch("", "dashboard", "--data-dir", s.dataDir)
+	if err != nil || !strings.Contains(out, "/dashboard/\n") {
+		t.Fatalf("ketch dashboard: %v\n%s", err, out)
+	}
+	var url, token string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "URL:"); ok {
+			url = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(l, "Token:"); ok {
+			token = strings.TrimSpace(v)
+		}
+	}
+	if url == "" || token == "" {
+		t.Fatalf("no URL or token in:\n%s", out)
+	}
+
+	b := newBrowser(t, url, filepath.Join(s.dataDir, "server", "tls", "serving-kube-apiserver.crt"))
+	b.shots = os.Getenv("DASHBOARD_SCREENSHOTS")
+
+	t.Run("bad token", func(t *testing.T) {
+		b := b.in(t)
+		b.run("a wrong token", time.Minute, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SetValue(chromedp.ID("token"), "not-a-token"), chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)))
+		b.waitText("the refusal", "#login-error", "the API refused the token", 30*time.Second)
+	})
+
+	b.login(token)
+	t.Run("overview", func(t *testing.T) {
+		b := b.in(t)
+		b.waitText("the node Ready", `#overview-nodes tr[data-node="ketch-dash"]`, "Ready", time.Minute)
+		// metrics-server answers after its second scrape; the overview polls every 10 s.
+		b.run("the node's CPU and memory", 3*time.Minute, poll(`(() => { const c = document.querySelector('#overview-nodes tr[data-node="ketch-dash"] td.cpu'); return !!c && /\d/.test(c.textContent) && !c.textContent.includes("n/a"); })()`, time.Second))
+		b.screenshot("overview")
+	})
+
+	t.Run("create and scale", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/create")
+		b.paste(webDeployment)
+		b.run("create", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="create"]`)))
+		b.waitText("created", "ul.results", "created in "+dashNS, 30*time.Second)
+		b.screenshot("create")
+		b.goTo("#/obj/apps/deployments/" + dashNS + "/web")
+		b.run("scale to 3", 30*time.Second, chromedp.WaitVisible(chromedp.CSS("input.replicas")),
+			chromedp.SetValue(chromedp.CSS("input.replicas"), "3"), chromedp.Click(chromedp.CSS(`button[data-action="scale"]`)))
+		b.waitText("scaled", "p.message", "Scaled to 3", 30*time.Second)
+		b.goTo("#/list/core/pods")
+		start := time.Now()
+		b.run("three web pods listed live", time.Minute, poll(`document.querySelectorAll('table.list tr[data-name^="web-"]').length === 3`, 100*time.Millisecond))
+		t.Logf("the three pods were listed %.1f s after the list opened", time.Since(start).Seconds())
+		b.screenshot("pods")
+	})
+
+	t.Run("logs and terminal", func(t *testing.T) {
+		b := b.in(t)
+		s.kubectl("-n", dashNS, "wait", "pod/payload", "--for=condition=Ready", "--timeout=120s")
+		b.goTo("#/obj/core/pods/" + dashNS + "/payload/logs")
+		b.waitText("the log line", "pre.logs", "<script>window.__xss=3</script>", time.Minute)
+		b.screenshot("logs")
+		b.goTo("#/obj/core/pods/" + dashNS + "/payload/terminal")
+		b.waitText("connected", ".term-status", "connected", time.Minute)
+		b.run("typing", 30*time.Second, chromedp.Click(chromedp.CSS(".xterm")), chromedp.Focus(chromedp.CSS(".xterm-helper-textarea")), typeText("echo hel''lo", true))
+		b.waitText("hello read back", ".xterm-rows", "hello", 30*time.Second)
+		b.screenshot("terminal")
+	})
+
+	t.Run("payloads are text", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/obj/core/pods/" + dashNS + "/payload")
+		b.waitText("the annotation", ".cm-content", "window.__xss=1", 30*time.Second)
+		if !eval[bool](b, `(() => window.__xss === undefined && !document.querySelector('img[onerror]') && ![...document.scripts].some(s => s.textContent.includes("__xss")))()`) {
+			t.Errorf("a payload ran or became markup")
+		}
+	})
+
+	t.Run("edit and conflict", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/obj/core/configmaps/" + dashNS + "/settings")
+		b.waitText("the YAML", ".cm-content", "color: blue", 30*time.Second)
+		b.edit("blue", "green")
+		b.run("apply", 30*time.Second, chromedp.Click(chromedp.CSS("button.primary")))
+		b.waitText("applied", "p.message", "Applied", 30*time.Second)
+		if got := strings.TrimSpace(s.kubectl("-n", dashNS, "get", "configmap", "settings", "-o", "jsonpath={.data.color}")); got != "green" {
+			t.Errorf("kubectl sees color %q after the dashboard's edit, want green", got)
+		}
+		// kubectl changes it while the page holds the old version.
+		s.kubectl("-n", dashNS, "patch", "configmap", "settings", "-p", `{"data":{"color":"red"}}`)
+		b.edit("green", "yellow")
+		b.run("apply over a newer version", 30*time.Second, chromedp.Click(chromedp.CSS("button.primary")))
+		b.waitText("the conflict", "p.message", "Conflict", 30*time.Second)
+		b.screenshot("conflict")
+		if got := strings.TrimSpace(s.kubectl("-n", dashNS, "get", "configmap", "settings", "-o", "jsonpath={.data.color}")); got != "red" {
+			t.Errorf("after the conflict kubectl sees color %q, want kubectl's red kept", got)
+		}
+	})
+
+	t.Run("loadbalancer ports", func(t *testing.T) {
+		b := b.in(t)
+		eventually(t, time.Minute, "lb-one and lb-two served", func() error {
+			for _, n := range []string{"lb-one", "lb-two"} {
+				svc, err := s.client.CoreV1().Services(dashNS).Get(context.Background(), n, metav1.GetOptions{})
+				if err != nil || len(svc.Status.LoadBalancer.Ingress) == 0 {
+					return fmt.Errorf("%s not served yet (%v)", n, err)
+				}
+			}
+			return nil
+		})
+		s.apply(lbClash)
+		b.goTo("#/ketch/loadbalancers")
+		b.waitText("lb-two's port", "#lb-ports", dashNS+"/lb-two", 30*time.Second)
+		b.waitText("the clash", "#lb-clashes", dashNS+"/lb-three", time.Minute)
+		b.waitText("lb-one's port", "#lb-ports", dashNS+"/lb-one", 5*time.Second)
+		b.screenshot("loadbalancers")
+	})
+
+	t.Run("view-only user", func(t *testing.T) {
+		b := b.in(t)
+		s.kubectl("-n", dashNS, "create", "serviceaccount", "viewer")
+		s.kubectl("-n", dashNS, "create", "rolebinding", "viewer", "--clusterrole=view", "--serviceaccount="+dashNS+":viewer")
+		viewer := strings.TrimSpace(s.kubectl("-n", dashNS, "create", "token", "viewer"))
+		b.run("logout", 30*time.Second, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")))
+		b.login(viewer)
+		b.waitText("its namespace", "#namespace", dashNS, 30*time.Second)
+		b.run("navigation", 30*time.Second, chromedp.WaitVisible(chromedp.CSS("#resources a")))
+		navText := eval[string](b, `document.querySelector("nav").textContent`)
+		if strings.Contains(navText, "Node") || strings.Contains(navText, "Namespace") || !strings.Contains(navText, "Pod") {
+			t.Errorf("a viewer of one namespace sees in the navigation:\n%s", navText)
+		}
+		b.goTo("#/obj/core/pods/" + dashNS + "/payload")
+		b.waitText("the YAML", ".cm-content", "payload", 30*time.Second)
+		time.Sleep(time.Second) // the access reviews that decide the buttons
+		if buttons := eval[int](b, `[...document.querySelectorAll('.actions button, button.primary')].filter(b => !b.hidden).length`); buttons != 0 {
+			t.Errorf("a viewer sees %d action buttons", buttons)
+		}
+		forged := eval[string](b, `(async () => {
+			const s = await (await fetch("api/session")).json();
+			const r = await fetch("k8s/api/v1/namespaces/`+dashNS+`/configmaps", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": s.csrf },
+				body: JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "forged" } }) });
+			return r.status + " " + (await r.json()).message;
+		})()`)
+		if !strings.HasPrefix(forged, "403 ") || !strings.Contains(forged, "cannot create resource \"configmaps\"") {
+			t.Errorf("a forged POST as the viewer: %s", forged)
+		}
+		b.screenshot("viewer")
+	})
+
+	t.Run("disabled", func(t *testing.T) {
+		s.stop()
+		s.args = append(s.args, "--disable", "dashboard")
+		s.start()
+		eventually(t, time.Minute, "the dashboard removed", func() error {
+			if _, err := s.client.AppsV1().Deployments("kube-system").Get(context.Background(), "ketch-dashboard", metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("Deployment ketch-dashboard is still there")
+			}
+			return nil
+		})
+		caPEM, err := os.ReadFile(filepath.Join(s.dataDir, "server", "tls", "server-ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, 512)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body[:n]), "the dashboard is disabled") {
+			t.Errorf("GET %s with the dashboard disabled: %s %s", url, resp.Status, body[:n])
+		}
+	})
+}

@@ -1,0 +1,100 @@
+package dashboard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"sync"
+	"time"
+)
+
+// session is one logged-in browser: the user's bearer token stays here, in the dashboard's
+// memory, and never reaches the page; the page holds only the session cookie (HttpOnly) and the
+// CSRF token it sends with every change.
+type session struct {
+	token   string
+	user    string
+	csrf    string
+	expires time.Time
+}
+
+// sessions are the logged-in browsers, by session ID.
+type sessions struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu   sync.Mutex
+	byID map[string]*session
+}
+
+func newSessions(ttl time.Duration) *sessions {
+	return &sessions{ttl: ttl, now: time.Now, byID: map[string]*session{}}
+}
+
+// randomID is 32 random bytes, URL-safe: unguessable as a session ID or CSRF token.
+func randomID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// add starts a session for a verified token and returns its ID.
+func (s *sessions) add(token, user string) (string, *session) {
+	id := randomID()
+	ss := &session{token: token, user: user, csrf: randomID(), expires: s.now().Add(s.ttl)}
+	s.mu.Lock()
+	s.byID[id] = ss
+	s.mu.Unlock()
+	return id, ss
+}
+
+// get is the live session with this ID, or nil.
+func (s *sessions) get(id string) *session {
+	if id == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.byID[id]
+	if ss == nil || !s.now().Before(ss.expires) {
+		delete(s.byID, id)
+		return nil
+	}
+	return ss
+}
+
+func (s *sessions) remove(id string) {
+	s.mu.Lock()
+	delete(s.byID, id)
+	s.mu.Unlock()
+}
+
+// sweep drops expired sessions every interval until ctx ends, so tokens do not outlive them
+// in memory.
+func (s *sessions) sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		s.mu.Lock()
+		for id, ss := range s.byID {
+			if !now.Before(ss.expires) {
+				delete(s.byID, id)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// csrfOK compares a request's CSRF token with the session's in constant time.
+func (ss *session) csrfOK(got string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(ss.csrf)) == 1
+}
