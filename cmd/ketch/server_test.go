@@ -195,9 +195,9 @@ func TestServerBadInput(t *testing.T) {
 		{"kubelet arg with dashes", serverRun{args: []string{"--kubelet-arg=--foo=bar"}},
 			[]string{`--kubelet-arg "--foo=bar" must be flag=value, without leading dashes`}},
 		{"unknown addon to disable", serverRun{args: []string{"--disable", "coredns,traefik"}},
-			[]string{`--disable "traefik" is not a bundled addon; the addons are coredns, local-storage, metrics-server, servicelb`}},
-		{"unknown addon to disable in the config file", serverRun{config: "disable: [metrics-server, dashboard]\n"},
-			[]string{`--disable "dashboard" is not a bundled addon`}},
+			[]string{`--disable "traefik" is not a bundled addon; the addons are coredns, dashboard, local-storage, metrics-server, servicelb`}},
+		{"unknown addon to disable in the config file", serverRun{config: "disable: [metrics-server, traefik]\n"},
+			[]string{`--disable "traefik" is not a bundled addon`}},
 		{"several problems at once", serverRun{args: []string{"--cluster-cidr", "banana", "--node-ip", "x", "--kube-proxy-arg", "--v=2"}},
 			[]string{`--cluster-cidr "banana"`, `--node-ip "x"`, `--kube-proxy-arg "--v=2"`}},
 

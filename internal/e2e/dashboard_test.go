@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,6 +20,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ketch-k8s/ketch/internal/harness"
 )
 
 const dashNS = "e2e-dash"
@@ -111,23 +111,11 @@ func newBrowser(t *testing.T, base, servingCert string) *browser {
 	if err != nil {
 		t.Fatalf("the dashboard test needs Debian's chromium (scripts/install-deps.sh installs it): %v", err)
 	}
-	pemBytes, err := os.ReadFile(servingCert)
+	spki, err := harness.SPKIHash(servingCert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(pemBytes)
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-	}
+	opts := append(harness.ChromiumOptions(chromium, t.TempDir()), chromedp.Flag("ignore-certificate-errors-spki-list", spki))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	if err := chromedp.Do(ctx); err != nil {
@@ -159,18 +147,10 @@ func (b *browser) fail(what string, err error) {
 	b.t.Fatalf("%s: %v\nthe page says:\n%s", what, err, text)
 }
 
-// poll waits until the JavaScript expression is true.
-func poll(expr string, interval time.Duration) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(interval))(ctx, t)
-		return err
-	})
-}
-
 // waitText waits until the element's text contains want.
 func (b *browser) waitText(what, sel, want string, timeout time.Duration) {
 	b.t.Helper()
-	b.run(what, timeout, poll(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q); })()`, sel, want), 100*time.Millisecond))
+	b.run(what, timeout, harness.PollJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q); })()`, sel, want), 100*time.Millisecond))
 }
 
 // eval evaluates JavaScript in the page (awaiting a promise) and returns its value.
@@ -329,7 +309,7 @@ func TestDashboard(t *testing.T) {
 		b := b.in(t)
 		b.waitText("the node Ready", `#overview-nodes tr[data-node="ketch-dash"]`, "Ready", time.Minute)
 		// metrics-server answers after its second scrape; the overview polls every 10 s.
-		b.run("the node's CPU and memory", 3*time.Minute, poll(`(() => { const c = document.querySelector('#overview-nodes tr[data-node="ketch-dash"] td.cpu'); return !!c && /\d/.test(c.textContent) && !c.textContent.includes("n/a"); })()`, time.Second))
+		b.run("the node's CPU and memory", 3*time.Minute, harness.PollJS(`(() => { const c = document.querySelector('#overview-nodes tr[data-node="ketch-dash"] td.cpu'); return !!c && /\d/.test(c.textContent) && !c.textContent.includes("n/a"); })()`, time.Second))
 		b.screenshot("overview")
 	})
 
@@ -346,7 +326,7 @@ func TestDashboard(t *testing.T) {
 		b.waitText("scaled", "p.message", "Scaled to 3", 30*time.Second)
 		b.goTo("#/list/core/pods")
 		start := time.Now()
-		b.run("three web pods listed live", time.Minute, poll(`document.querySelectorAll('table.list tr[data-name^="web-"]').length === 3`, 100*time.Millisecond))
+		b.run("three web pods listed live", time.Minute, harness.PollJS(`document.querySelectorAll('table.list tr[data-name^="web-"]').length === 3`, 100*time.Millisecond))
 		t.Logf("the three pods were listed %.1f s after the list opened", time.Since(start).Seconds())
 		b.screenshot("pods")
 	})
@@ -442,6 +422,158 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("a forged POST as the viewer: %s", forged)
 		}
 		b.screenshot("viewer")
+		// Back to the admin, for what follows.
+		b.run("logout", 30*time.Second, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")))
+		b.login(token)
+	})
+
+	t.Run("secret values hidden until asked", func(t *testing.T) {
+		b := b.in(t)
+		s.kubectl("-n", dashNS, "create", "secret", "generic", "db", "--from-literal=password=s3cr3t-value")
+		b.goTo("#/obj/core/secrets/" + dashNS + "/db")
+		b.waitText("the YAML", ".cm-content", "(hidden: open the Data tab)", 30*time.Second)
+		if eval[bool](b, `document.body.textContent.includes("s3cr3t-value") || document.body.textContent.includes(btoa("s3cr3t-value"))`) {
+			t.Error("the secret's value is on the page before it was asked for")
+		}
+		b.run("the Data tab", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-tab="data"]`)), chromedp.Click(chromedp.CSS("table.secret button")))
+		b.waitText("the value", "table.secret", "s3cr3t-value", 10*time.Second)
+	})
+
+	t.Run("actions", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/obj/core/nodes/_/ketch-dash")
+		b.run("cordon", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="cordon"]`)))
+		b.waitText("cordoned", "p.message", "Cordoned.", 30*time.Second)
+		if got := s.kubectl("get", "node", "ketch-dash", "-o", "jsonpath={.spec.unschedulable}"); got != "true" {
+			t.Errorf("after cordon, spec.unschedulable is %q", got)
+		}
+		b.run("uncordon", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="uncordon"]`)))
+		b.waitText("uncordoned", "p.message", "Uncordoned.", 30*time.Second)
+		if got := s.kubectl("get", "node", "ketch-dash", "-o", "jsonpath={.spec.unschedulable}"); got != "" {
+			t.Errorf("after uncordon, spec.unschedulable is %q", got)
+		}
+
+		b.goTo("#/obj/apps/deployments/" + dashNS + "/web")
+		b.run("restart", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="restart"]`)))
+		b.waitText("restarted", "p.message", "Rollout restarted.", 30*time.Second)
+		if got := s.kubectl("-n", dashNS, "get", "deployment", "web", "-o", `jsonpath={.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}`); got == "" {
+			t.Error("no restartedAt annotation after the restart")
+		}
+
+		s.apply(`
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: ` + dashNS + `}
+spec:
+  schedule: "0 3 1 1 *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - {name: job, image: localhost/e2e/echo:oci, imagePullPolicy: Never, command: [echo, done]}
+`)
+		b.goTo("#/obj/batch/cronjobs/" + dashNS + "/nightly")
+		b.run("suspend", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="suspend"]`)))
+		b.waitText("suspended", "p.message", "Suspended.", 30*time.Second)
+		if got := s.kubectl("-n", dashNS, "get", "cronjob", "nightly", "-o", "jsonpath={.spec.suspend}"); got != "true" {
+			t.Errorf("after suspend, spec.suspend is %q", got)
+		}
+		b.run("resume", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="resume"]`)))
+		b.waitText("resumed", "p.message", "Resumed.", 30*time.Second)
+		if got := s.kubectl("-n", dashNS, "get", "cronjob", "nightly", "-o", "jsonpath={.spec.suspend}"); got != "false" {
+			t.Errorf("after resume, spec.suspend is %q", got)
+		}
+		b.run("trigger", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="trigger"]`)))
+		b.waitText("triggered", "p.message", "created.", 30*time.Second)
+		if got := s.kubectl("-n", dashNS, "get", "jobs", "-o", "jsonpath={.items[*].metadata.ownerReferences[0].name}"); !strings.Contains(got, "nightly") {
+			t.Errorf("no Job of CronJob nightly: %q", got)
+		}
+
+		b.goTo("#/obj/core/configmaps/" + dashNS + "/settings")
+		b.run("delete", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="delete"]`)), chromedp.Click(chromedp.CSS(`button[data-action="delete-confirm"]`)))
+		b.run("back at the list", 30*time.Second, harness.PollJS(`location.hash === "#/list/core/configmaps"`, 100*time.Millisecond))
+		eventually(t, 30*time.Second, "the ConfigMap deleted", func() error {
+			if _, err := s.client.CoreV1().ConfigMaps(dashNS).Get(context.Background(), "settings", metav1.GetOptions{}); err == nil {
+				return errors.New("still there")
+			}
+			return nil
+		})
+	})
+
+	t.Run("a paste with a bad document creates nothing", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/create")
+		b.paste("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good-one, namespace: " + dashNS + "}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: " + dashNS + "}\n")
+		b.run("create", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="create"]`)))
+		b.waitText("the refusal", "ul.results", "Nothing was created", 30*time.Second)
+		b.waitText("which failed", "ul.results", "document 2 (ConfigMap Bad_Name): refused", 5*time.Second)
+		if _, err := s.client.CoreV1().ConfigMaps(dashNS).Get(context.Background(), "good-one", metav1.GetOptions{}); err == nil {
+			t.Error("the good document of a refused paste was created")
+		}
+		b.goTo("#/create")
+		b.paste("kind: [unclosed")
+		b.run("create", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="create"]`)))
+		b.waitText("the parse error", "ul.results", "does not parse", 30*time.Second)
+	})
+
+	t.Run("ketch pages", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("#/ketch/manifests")
+		b.waitText("the manifests", "#manifests", "coredns.yaml", 30*time.Second)
+		b.waitText("applied", "#manifests", "applied", 5*time.Second)
+		b.screenshot("manifests")
+		b.goTo("#/ketch/images")
+		b.waitText("the addon image", "#images", "localhost/ketch/addons", 30*time.Second)
+		b.goTo("#/ketch/join")
+		b.run("a join token", 30*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="join-token"]`)))
+		b.waitText("the join command", "pre.join", "ketch agent --server "+strings.TrimSuffix(url, "/dashboard/")+" --token K10", 30*time.Second)
+		cmd := eval[string](b, `document.querySelector("pre.join").textContent`)
+		caPEM, err := os.ReadFile(filepath.Join(s.dataDir, "server", "tls", "server-ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(caPEM)
+		if !strings.Contains(cmd, fmt.Sprintf("K10%x::", sum)) {
+			t.Errorf("the join command does not pin the server CA %x: %s", sum, cmd)
+		}
+		if out := s.kubectl("-n", "kube-system", "get", "secrets", "--field-selector", "type=bootstrap.kubernetes.io/token", "-o", "name"); !strings.Contains(out, "bootstrap-token-") {
+			t.Errorf("no agent token Secret: %s", out)
+		}
+		b.screenshot("join")
+		b.goTo("#/metrics")
+		b.waitText("samples", "#metrics-note", "samples", time.Minute)
+		b.waitText("pods by memory", "#top-pods", "kube-system/", time.Minute)
+		b.screenshot("metrics")
+	})
+
+	t.Run("local-path volumes", func(t *testing.T) {
+		b := b.in(t)
+		s.apply(`
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: ` + dashNS + `}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 64Mi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vol-user, namespace: ` + dashNS + `}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: localhost/e2e/echo:oci
+    imagePullPolicy: Never
+    command: [sh, -c, 'seq 1 100000 > /data/numbers; sleep 100000']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`)
+		s.kubectl("-n", dashNS, "wait", "pod/vol-user", "--for=condition=Ready", "--timeout=120s")
+		b.goTo("#/ketch/volumes")
+		b.waitText("the volume", "#volumes", dashNS+"/data", time.Minute)
+		b.waitText("its node", "#volumes", "ketch-dash", 5*time.Second)
+		b.screenshot("volumes")
 	})
 
 	t.Run("disabled", func(t *testing.T) {

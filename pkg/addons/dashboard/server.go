@@ -28,6 +28,7 @@ const (
 	pathLogin   = Prefix + "api/login"
 	pathLogout  = Prefix + "api/logout"
 	pathSession = Prefix + "api/session"
+	pathMetrics = Prefix + "api/metrics"
 	// pathAPI is the Kubernetes API, called with the session's token: /dashboard/k8s/api/v1/pods
 	// is the API's /api/v1/pods.
 	pathAPI     = Prefix + "k8s/"
@@ -55,6 +56,9 @@ type Options struct {
 	APICAs *x509.CertPool
 	// SessionTTL is how long a login lasts.
 	SessionTTL time.Duration
+	// MetricsInterval is how often the metrics history samples metrics-server (default 10 s);
+	// it keeps an hour.
+	MetricsInterval time.Duration
 	// Assets are the front end's files (index.html at the root).
 	Assets fs.FS
 }
@@ -64,6 +68,7 @@ type Options struct {
 type Server struct {
 	opts     Options
 	sessions *sessions
+	history  *history
 	api      *httputil.ReverseProxy
 	client   *http.Client // for the login's token check
 	mux      *http.ServeMux
@@ -78,7 +83,11 @@ func NewServer(opts Options) *Server {
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	s := &Server{opts: opts, sessions: newSessions(opts.SessionTTL), client: &http.Client{Transport: transport, Timeout: 15 * time.Second}, mux: http.NewServeMux()}
+	if opts.MetricsInterval == 0 {
+		opts.MetricsInterval = 10 * time.Second
+	}
+	s := &Server{opts: opts, sessions: newSessions(opts.SessionTTL), history: newHistory(opts.MetricsInterval, time.Hour),
+		client: &http.Client{Transport: transport, Timeout: 15 * time.Second}, mux: http.NewServeMux()}
 	s.api = &httputil.ReverseProxy{
 		Rewrite:       s.rewriteAPI,
 		Transport:     transport,
@@ -96,6 +105,7 @@ func NewServer(opts Options) *Server {
 	s.mux.HandleFunc("POST "+pathLogin, s.login)
 	s.mux.HandleFunc("POST "+pathLogout, s.withSession(s.logout))
 	s.mux.HandleFunc("GET "+pathSession, s.withSession(s.session))
+	s.mux.HandleFunc("GET "+pathMetrics, s.withSession(s.metrics))
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		s.mux.HandleFunc(m+" "+pathAPI, s.withSession(s.proxyAPI))
 	}
@@ -105,8 +115,11 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// Run sweeps expired sessions until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.sessions.sweep(ctx, time.Minute) }
+// Run sweeps expired sessions and samples the metrics until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	go s.sample(ctx)
+	s.sessions.sweep(ctx, time.Minute)
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()

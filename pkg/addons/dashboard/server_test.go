@@ -241,3 +241,16 @@ func TestSessionExpires(t *testing.T) {
 		t.Errorf("%d sessions kept after expiry", left)
 	}
 }
+
+// TestMetricsRefused: with no metrics API to read (no metrics-server here), the history is
+// refused with a reason, not served empty.
+func TestMetricsRefused(t *testing.T) {
+	_, dash := startDashboard(t, time.Hour)
+	b := newBrowser(t, dash)
+	if code, out := b.login(serviceAccountToken(t, "carol")); code != http.StatusOK {
+		t.Fatalf("login: %d %s", code, out)
+	}
+	if code, out := b.do(http.MethodGet, pathMetrics, "", nil); code != http.StatusForbidden || !strings.Contains(out, "metrics") {
+		t.Errorf("metrics without a metrics API: %d %s", code, out)
+	}
+}

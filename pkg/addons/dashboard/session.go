@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"sort"
 	"sync"
 	"time"
 )
@@ -16,6 +17,7 @@ type session struct {
 	token   string
 	user    string
 	csrf    string
+	created time.Time
 	expires time.Time
 }
 
@@ -44,7 +46,8 @@ func randomID() string {
 // add starts a session for a verified token and returns its ID.
 func (s *sessions) add(token, user string) (string, *session) {
 	id := randomID()
-	ss := &session{token: token, user: user, csrf: randomID(), expires: s.now().Add(s.ttl)}
+	now := s.now()
+	ss := &session{token: token, user: user, csrf: randomID(), created: now, expires: now.Add(s.ttl)}
 	s.mu.Lock()
 	s.byID[id] = ss
 	s.mu.Unlock()
@@ -64,6 +67,25 @@ func (s *sessions) get(id string) *session {
 		return nil
 	}
 	return ss
+}
+
+// tokens are the live sessions' tokens, the most recent login first.
+func (s *sessions) tokens() []string {
+	now := s.now()
+	s.mu.Lock()
+	live := make([]*session, 0, len(s.byID))
+	for _, ss := range s.byID {
+		if now.Before(ss.expires) {
+			live = append(live, ss)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(live, func(i, j int) bool { return live[i].created.After(live[j].created) })
+	out := make([]string, len(live))
+	for i, ss := range live {
+		out[i] = ss.token
+	}
+	return out
 }
 
 func (s *sessions) remove(id string) {

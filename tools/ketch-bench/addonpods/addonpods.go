@@ -18,9 +18,18 @@ import (
 	"github.com/ketch-k8s/ketch/internal/harness"
 )
 
-// Roles are the addon Deployments in Namespace; each is also the role (argv[1]) its pods give
-// Program.
-var Roles = []string{"coredns", "metrics-server", "servicelb", "local-path-provisioner"}
+// Roles are the addons' roles, the argv[1] their pods give Program; each runs as the Deployment
+// in Namespace that Deployment names.
+var Roles = []string{"coredns", "metrics-server", "servicelb", "local-path-provisioner", "dashboard"}
+
+// Deployment is the Deployment of an addon role: its own name, but the dashboard's, which is
+// named for its Service (ketch-dashboard.kube-system.svc, the name of its certificate).
+func Deployment(role string) string {
+	if role == "dashboard" {
+		return "ketch-dashboard"
+	}
+	return role
+}
 
 const (
 	// Namespace holds the addon Deployments.
@@ -43,8 +52,10 @@ func Wait(ctx context.Context, cs kubernetes.Interface, srv *harness.Server, tim
 		if err == nil {
 			last = list.Items
 			for _, d := range list.Items {
-				if _, seen := ready[d.Name]; !seen && slices.Contains(Roles, d.Name) && Available(&d) {
-					ready[d.Name] = at
+				for _, role := range Roles {
+					if _, seen := ready[role]; !seen && Deployment(role) == d.Name && Available(&d) {
+						ready[role] = at
+					}
 				}
 			}
 		} else if pctx.Err() == nil {
@@ -89,10 +100,11 @@ func Available(d *appsv1.Deployment) bool {
 // pending describes the addon Deployments not yet available, for error messages.
 func pending(deployments []appsv1.Deployment, ready map[string]time.Duration) string {
 	var parts []string
-	for _, name := range Roles {
-		if _, ok := ready[name]; ok {
+	for _, role := range Roles {
+		if _, ok := ready[role]; ok {
 			continue
 		}
+		name := Deployment(role)
 		i := slices.IndexFunc(deployments, func(d appsv1.Deployment) bool { return d.Name == name })
 		if i < 0 {
 			parts = append(parts, name+" does not exist")

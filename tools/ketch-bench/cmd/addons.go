@@ -15,6 +15,7 @@ import (
 	"github.com/ketch-k8s/ketch/internal/bench/report"
 	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/tools/ketch-bench/addonpods"
+	"github.com/ketch-k8s/ketch/tools/ketch-bench/dashbench"
 	"github.com/ketch-k8s/ketch/tools/ketch-bench/podnet"
 	"github.com/ketch-k8s/ketch/tools/ketch-bench/sections"
 )
@@ -27,8 +28,8 @@ var addonsCmd = &command{
 	name:     "addons",
 	synopsis: "addons --ketch-bin PATH [flags]",
 	help: `addons: the bundled addons of ketch server: exec to all addon Deployments available (cold
-starts), the addon pods' idle memory, and DNS lookup latency from a pod through the cluster
-DNS. Runs as root, holds /tmp/ketch-host.lock, starts real servers one at a time (the host must
+starts), the addon pods' idle memory, DNS lookup latency from a pod through the cluster DNS,
+and the dashboard (exec to answering, its pod list with 1,000 pods, a change in a browser). Runs as root, holds /tmp/ketch-host.lock, starts real servers one at a time (the host must
 not run another ketch node) and cleans up after them with package/ketch-killall.sh.
 
   --ketch-bin PATH     ketch binary to benchmark (required)
@@ -45,12 +46,14 @@ type addonsSizes struct {
 	idle          time.Duration // all addons available → memory sample, on the last run
 	lookups       int
 	addonsTimeout time.Duration // exec → all addons available
+	// The dashboard's: Pending pods in the cluster, pod lists timed, new pods watched arrive.
+	dashPods, dashRequests, dashChanges int
 }
 
 func defaultAddonsSizes(quick bool) addonsSizes {
-	s := addonsSizes{runs: 3, idle: time.Minute, lookups: 1000, addonsTimeout: 3 * time.Minute}
+	s := addonsSizes{runs: 3, idle: time.Minute, lookups: 1000, addonsTimeout: 3 * time.Minute, dashPods: 1000, dashRequests: 50, dashChanges: 20}
 	if quick {
-		s.runs, s.idle = 2, 20*time.Second
+		s.runs, s.idle, s.dashRequests, s.dashChanges = 2, 20*time.Second, 10, 5
 	}
 	return s
 }
@@ -147,14 +150,30 @@ func (b *addonsBench) start(ctx context.Context, dirs *nodeDirs, label string) (
 	if err != nil {
 		return run, nil, fmt.Errorf("%s: %w", label, err)
 	}
+	// The front door answers for the dashboard some time after node Ready: poll it meanwhile.
+	dashc, err := dashbench.HTTPClient(b.serverCA())
+	if err != nil {
+		return run, nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, b.sizes.addonsTimeout-time.Since(b.nodes.node.Started))
+	defer cancel()
+	dashUp := make(chan error, 1)
+	go func() {
+		var err error
+		run.Dashboard, err = dashbench.WaitAnswering(dctx, dashc, frontDoor, b.nodes.node.Started, b.nodes.node.Done())
+		dashUp <- err
+	}()
 	if run.Addons, err = addonpods.Wait(ctx, cs, b.nodes.node, b.sizes.addonsTimeout, b.logf); err != nil {
+		return run, nil, fmt.Errorf("%s: %w", label, err)
+	}
+	if err := <-dashUp; err != nil {
 		return run, nil, fmt.Errorf("%s: %w", label, err)
 	}
 	var parts []string
 	for _, r := range addonpods.Roles {
 		parts = append(parts, fmt.Sprintf("%s %.2fs", r, run.Addons[r].Seconds()))
 	}
-	b.logf("%s: all addons available %.2fs after exec (%s)", label, run.All().Seconds(), strings.Join(parts, ", "))
+	b.logf("%s: all addons available %.2fs after exec (%s); the dashboard answered %.2fs after exec", label, run.All().Seconds(), strings.Join(parts, ", "), run.Dashboard.Seconds())
 	return run, cs, nil
 }
 
@@ -184,10 +203,25 @@ func (b *addonsBench) lastRun(ctx context.Context, cs kubernetes.Interface, tarb
 	if err == nil {
 		res.DNS, err = podnet.DNS(ctx, k, cs, benchNodeName, b.sizes.lookups, b.logf)
 	}
+	if err == nil {
+		b.logf("the dashboard with %d Pending pods", b.sizes.dashPods)
+		res.Dash, err = dashbench.Measure(ctx, dashbench.Options{
+			Ketch: k, DataDir: n.Config.DataDir, Server: frontDoor, ServerCA: b.serverCA(),
+			ServingCert: filepath.Join(n.Config.DataDir, "server", "tls", "serving-kube-apiserver.crt"),
+			Client:      cs, Pods: b.sizes.dashPods, Requests: b.sizes.dashRequests, Changes: b.sizes.dashChanges, Logf: b.logf,
+		})
+	}
 	if err != nil && n.Exited() {
 		return n.ExitError()
 	}
 	return err
+}
+
+// frontDoor is the server's API and dashboard address, as the bench's servers listen.
+const frontDoor = "https://127.0.0.1:6443"
+
+func (b *addonsBench) serverCA() string {
+	return filepath.Join(b.nodes.node.Config.DataDir, "server", "tls", "server-ca.crt")
 }
 
 func (b *addonsBench) cleanup() error {

@@ -20,7 +20,16 @@ export async function call(path, { method = "GET", body, headers = {}, raw = fal
     body = JSON.stringify(body);
     h["Content-Type"] = h["Content-Type"] || "application/json";
   }
-  const resp = await fetch(path, { method, body, headers: h, credentials: "same-origin", signal });
+  let resp;
+  try {
+    resp = await fetch(path, { method, body, headers: h, credentials: "same-origin", signal });
+  } catch (e) {
+    // A GET that failed on the network (a connection that dropped) is tried once more; a change
+    // is not, since it may have reached the API.
+    if (method !== "GET" || (signal && signal.aborted)) throw e;
+    await new Promise(r => setTimeout(r, 300));
+    resp = await fetch(path, { method, body, headers: h, credentials: "same-origin", signal });
+  }
   if (raw && resp.ok) return resp;
   const text = await resp.text();
   let data = text;

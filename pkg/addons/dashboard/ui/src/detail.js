@@ -81,9 +81,13 @@ export function detail(view, state, r, namespace, name, go) {
     return () => { if (editor) editor.destroy(); };
   };
 
+  // hideSecret is a Secret as the YAML tab shows it: no values, not even in kubectl apply's
+  // record of the last applied object.
   const hideSecret = s => {
     const c = structuredClone(s);
     for (const k of Object.keys(c.data || {})) c.data[k] = "(hidden: open the Data tab)";
+    const ann = c.metadata.annotations || {};
+    if (ann["kubectl.kubernetes.io/last-applied-configuration"]) ann["kubectl.kubernetes.io/last-applied-configuration"] = "(hidden: it holds the values)";
     return c;
   };
 
@@ -161,10 +165,15 @@ export function detail(view, state, r, namespace, name, go) {
     const buttons = [];
     const allowed = (verb, sub = "", res = r.name, grp = r.group, ns = namespace) => can(verb, grp, res, ns, sub, name);
     if (await allowed("delete")) {
-      buttons.push(h("button", { class: "danger", dataset: { action: "delete" }, onclick: () => {
-        if (!confirm(`Delete ${r.kind} ${name}?`)) return;
-        act("Delete", async () => { await call(path, { method: "DELETE" }); go(`#/list/${r.group || "core"}/${r.name}`); return "Deleted."; });
-      } }, "Delete"));
+      // Asked in the page, not with confirm(), which blocks the page and cannot be styled.
+      const sure = h("span", { class: "confirm", hidden: true }, `Delete ${r.kind} ${name}? `,
+        h("button", { class: "danger", dataset: { action: "delete-confirm" }, onclick: () => act("Delete", async () => {
+          await call(path, { method: "DELETE" });
+          go(`#/list/${r.group || "core"}/${r.name}`);
+          return "Deleted.";
+        }) }, "Delete"),
+        h("button", { onclick: () => { sure.hidden = true; } }, "Cancel"));
+      buttons.push(h("button", { class: "danger", dataset: { action: "delete" }, onclick: () => { sure.hidden = false; } }, "Delete"), sure);
     }
     if (r.subresources.includes("scale") && await allowed("patch", "scale")) {
       const replicas = h("input", { type: "number", min: "0", value: (obj.spec || {}).replicas ?? 1, "aria-label": "replicas", class: "replicas" });

@@ -10,7 +10,7 @@ import { list, resourceKey } from "./list.js";
 import { detail } from "./detail.js";
 import { create } from "./create.js";
 import { loadBalancers, volumes, images, manifests, join } from "./ketch.js";
-import { metrics, startSampling } from "./metrics.js";
+import { metrics } from "./metrics.js";
 
 const state = { resources: [], visible: [], ns: "", namespaces: [], clusterWide: false, canListKubeSystem: false, search: "", tab: "" };
 const app = document.getElementById("app");
@@ -57,7 +57,6 @@ async function start() {
   const sa = /^system:serviceaccount:([^:]+):/.exec(session.user);
   state.ns = listNamespaces ? (sessionStorage.getItem("ns") ?? "") : (sa ? sa[1] : "default");
   shell(listNamespaces);
-  startSampling();
 }
 
 function shell(listNamespaces) {
