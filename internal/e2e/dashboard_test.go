@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,6 +103,34 @@ type browser struct {
 	base   string
 	shots  string // where screenshots go ("" for none)
 	cancel func()
+	net    *netLog
+}
+
+// netLog keeps the page's requests that failed on the network (not those the page canceled),
+// which a failure reports: "Failed to fetch" in the page says nothing of which or why.
+type netLog struct {
+	mu     sync.Mutex
+	urls   map[network.RequestID]string
+	failed []string
+}
+
+func (l *netLog) event(ev any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch e := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		l.urls[e.RequestID] = e.Request.Method + " " + e.Request.URL
+	case *network.EventLoadingFailed:
+		if !e.Canceled {
+			l.failed = append(l.failed, fmt.Sprintf("%s: %s", l.urls[e.RequestID], e.ErrorText))
+		}
+	}
+}
+
+func (l *netLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.failed, "\n")
 }
 
 // newBrowser starts Debian's Chromium with a new profile. It trusts the server's serving
@@ -117,12 +147,13 @@ func newBrowser(t *testing.T, base, servingCert string) *browser {
 	}
 	opts := append(harness.ChromiumOptions(chromium, t.TempDir()), chromedp.Flag("ignore-certificate-errors-spki-list", spki))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	net := &netLog{urls: map[network.RequestID]string{}}
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf), chromedp.WithListener(net.event))
 	if err := chromedp.Do(ctx); err != nil {
 		cancelAlloc()
 		t.Fatalf("starting chromium: %v", err)
 	}
-	b := &browser{t: t, ctx: ctx, base: base, cancel: func() { cancelCtx(); cancelAlloc() }}
+	b := &browser{t: t, ctx: ctx, base: base, cancel: func() { cancelCtx(); cancelAlloc() }, net: net}
 	t.Cleanup(b.cancel)
 	return b
 }
@@ -144,7 +175,7 @@ func (b *browser) fail(what string, err error) {
 	defer cancel()
 	text, _ := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("body")))
 	b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
-	b.t.Fatalf("%s: %v\nthe page says:\n%s", what, err, text)
+	b.t.Fatalf("%s: %v\nthe page says:\n%s\nrequests that failed on the network:\n%s", what, err, text, b.net)
 }
 
 // waitText waits until the element's text contains want.

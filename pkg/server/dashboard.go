@@ -108,12 +108,17 @@ func newDashboardProxy(client kubernetes.Interface, serverCA []byte, clusterDoma
 		return nil, errors.New("the server CA holds no certificate")
 	}
 	d := &dashboardProxy{client: client, disabled: disabled}
+	// HTTP/1.1 to the dashboard, a connection per request in flight: the page's watches and log
+	// follows are long streams that the browser cancels as it moves between views, and over one
+	// shared HTTP/2 connection a broken stream could take every other request of the browser
+	// with it.
 	transport := &http.Transport{
-		Proxy:             nil,
-		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: dashboardNames(clusterDomain)[0], MinVersion: tls.VersionTLS12},
-		DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		ForceAttemptHTTP2: true,
-		IdleConnTimeout:   90 * time.Second,
+		Proxy:               nil,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: dashboardNames(clusterDomain)[0], MinVersion: tls.VersionTLS12},
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     90 * time.Second,
 	}
 	d.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

@@ -76,11 +76,14 @@ type Server struct {
 
 // NewServer builds the handler; Run's context ends its session sweeper.
 func NewServer(opts Options) *Server {
+	// HTTP/1.1 to the API, a connection per request in flight: every session's watches, log
+	// follows and terminals are long streams that end when the browser moves on, and one shared
+	// HTTP/2 connection would tie every user's requests to each of them.
 	transport := &http.Transport{
 		Proxy:               nil, // the API is in the cluster; a proxy from the environment is not
 		TLSClientConfig:     &tls.Config{RootCAs: opts.APICAs, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 16,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     90 * time.Second,
 	}
 	if opts.MetricsInterval == 0 {

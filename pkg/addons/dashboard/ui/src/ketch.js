@@ -150,7 +150,8 @@ export function join(view) {
         metadata: { name: "bootstrap-token-" + id, namespace: "kube-system" },
         stringData: data,
       } });
-      const ca = await (await fetch("/cacerts", { credentials: "omit" })).arrayBuffer();
+      // The server CA as agents fetch it; the same connection as the page's other requests.
+      const ca = await (await call("../cacerts", { raw: true, headers: { Accept: "*/*" } })).arrayBuffer();
       const hash = [...new Uint8Array(await crypto.subtle.digest("SHA-256", ca))].map(b => b.toString(16).padStart(2, "0")).join("");
       out.textContent = `ketch agent --server https://${location.host} --token K10${hash}::${id}.${secret}`;
     } catch (e) { errors.textContent = e.message; }

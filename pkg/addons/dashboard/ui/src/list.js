@@ -17,6 +17,22 @@ export function list(view, state, r) {
       body),
     errors);
   let items = new Map();
+  // Rows are kept by object and rebuilt only when the object changed (its resourceVersion) or
+  // its age's text did: with a thousand pods, a change redraws one row, not a thousand.
+  const rows = new Map();
+  const row = o => {
+    const key = (o.metadata.namespace || "") + "/" + o.metadata.name;
+    const shownAge = age(o.metadata.creationTimestamp);
+    const old = rows.get(key);
+    if (old && old.rv === o.metadata.resourceVersion && old.age === shownAge) return old.tr;
+    const tr = h("tr", { dataset: { name: o.metadata.name, namespace: o.metadata.namespace || "" } },
+      h("td", {}, h("a", { href: objectHash(r, o.metadata.namespace, o.metadata.name) }, o.metadata.name)),
+      showNs && h("td", {}, o.metadata.namespace || ""),
+      cols.map(([, f]) => { let v; try { v = f(o); } catch (e) { v = ""; } return h("td", {}, v); }),
+      h("td", {}, shownAge));
+    rows.set(key, { tr, rv: o.metadata.resourceVersion, age: shownAge });
+    return tr;
+  };
   const draw = () => {
     const q = search.value.trim().toLowerCase();
     state.search = search.value;
@@ -24,11 +40,15 @@ export function list(view, state, r) {
       Object.entries(o.metadata.labels || {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(q)))
       .sort((a, b) => (a.metadata.namespace || "").localeCompare(b.metadata.namespace || "") || a.metadata.name.localeCompare(b.metadata.name));
     count.textContent = `${shown.length} of ${items.size}`;
-    replace(body, shown.map(o => h("tr", { dataset: { name: o.metadata.name, namespace: o.metadata.namespace || "" } },
-      h("td", {}, h("a", { href: objectHash(r, o.metadata.namespace, o.metadata.name) }, o.metadata.name)),
-      showNs && h("td", {}, o.metadata.namespace || ""),
-      cols.map(([, f]) => { let v; try { v = f(o); } catch (e) { v = ""; } return h("td", {}, v); }),
-      h("td", {}, age(o.metadata.creationTimestamp)))));
+    for (const key of rows.keys()) if (!items.has(key)) rows.delete(key);
+    const want = shown.map(row);
+    // Move only what is out of place: appending every row again would lay the table out anew.
+    let cur = body.firstChild;
+    for (const tr of want) {
+      if (cur === tr) { cur = cur.nextSibling; continue; }
+      body.insertBefore(tr, cur);
+    }
+    while (cur) { const next = cur.nextSibling; body.removeChild(cur); cur = next; }
   };
   search.addEventListener("input", draw);
   const stop = watchList(resourcePath(r, state.ns), "", got => { items = got; errors.textContent = ""; draw(); },
