@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ketch-k8s/ketch/internal/harness"
+	"github.com/ketch-k8s/ketch/internal/testutil"
 )
 
 const dashNS = "e2e-dash"
@@ -135,7 +136,7 @@ func (l *netLog) String() string {
 
 // newBrowser starts Debian's Chromium with a new profile. It trusts the server's serving
 // certificate by its key (--ignore-certificate-errors-spki-list), not every certificate.
-func newBrowser(t *testing.T, base, servingCert string) *browser {
+func newBrowser(t *testing.T, bn *harness.BrowserNet, base, servingCert string) *browser {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -145,7 +146,7 @@ func newBrowser(t *testing.T, base, servingCert string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append(harness.ChromiumOptions(chromium, t.TempDir()), chromedp.Flag("ignore-certificate-errors-spki-list", spki))
+	opts := append(harness.ChromiumOptions(chromium, t.TempDir()), chromedp.Flag("ignore-certificate-errors-spki-list", spki), bn.Exec())
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	net := &netLog{urls: map[network.RequestID]string{}}
 	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf), chromedp.WithListener(net.event))
@@ -302,13 +303,28 @@ func (b *browser) login(token string) {
 // and find the dashboard gone with --disable dashboard. DASHBOARD_SCREENSHOTS=dir keeps
 // screenshots of the main pages (docs/dashboard/ holds the last ones).
 func TestDashboard(t *testing.T) {
-	s := newServer(t, "--node-name", "ketch-dash")
+	testutil.NeedsRoot(t, "runs a ketch server and a network namespace")
+	// The browser runs in a network namespace of its own (harness.BrowserNet): the node's pods
+	// change the host's network, and Chromium drops its connections at every change.
+	bn, err := harness.NewBrowserNet("e2edash", 77)
+	if err != nil {
+		harness.RemoveBrowserNet("e2edash") // left by a killed run
+		if bn, err = harness.NewBrowserNet("e2edash", 77); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if err := bn.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	s := newServer(t, "--node-name", "ketch-dash", "--tls-san", bn.HostIP)
 	s.seedEchoImage()
 	s.start()
 	s.kubectl("-n", "kube-system", "rollout", "status", "deployment/ketch-dashboard", "--timeout=180s")
 	s.apply(dashWorkloads)
 
-	out, err := s.ketch("", "dashboard", "--data-dir", s.dataDir)
+	out, err := s.ketch("", "dashboard", "--data-dir", s.dataDir, "--server", "https://"+bn.HostIP+":6443")
 	if err != nil || !strings.Contains(out, "/dashboard/\n") {
 		t.Fatalf("ketch dashboard: %v\n%s", err, out)
 	}
@@ -321,11 +337,11 @@ func TestDashboard(t *testing.T) {
 			token = strings.TrimSpace(v)
 		}
 	}
-	if url == "" || token == "" {
-		t.Fatalf("no URL or token in:\n%s", out)
+	if url != "https://"+bn.HostIP+":6443/dashboard/" || token == "" {
+		t.Fatalf("no URL (for --server) or token in:\n%s", out)
 	}
 
-	b := newBrowser(t, url, filepath.Join(s.dataDir, "server", "tls", "serving-kube-apiserver.crt"))
+	b := newBrowser(t, bn, url, filepath.Join(s.dataDir, "server", "tls", "serving-kube-apiserver.crt"))
 	b.shots = os.Getenv("DASHBOARD_SCREENSHOTS")
 
 	t.Run("bad token", func(t *testing.T) {

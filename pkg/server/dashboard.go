@@ -129,6 +129,9 @@ func newDashboardProxy(client kubernetes.Interface, serverCA []byte, clusterDoma
 		Transport:     transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the browser went away (a view it left); nothing failed
+			}
 			klog.V(2).InfoS("Dashboard request failed", "path", r.URL.Path, "err", err)
 			d.forget()
 			dashboardUnavailable(w, "the dashboard does not answer yet (its pod may still be starting): try again in a few seconds")

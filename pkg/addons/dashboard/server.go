@@ -74,7 +74,7 @@ type Server struct {
 	mux      *http.ServeMux
 }
 
-// NewServer builds the handler; Run's context ends its session sweeper.
+// NewServer builds the handler; Run sweeps its sessions and samples its metrics history.
 func NewServer(opts Options) *Server {
 	// HTTP/1.1 to the API, a connection per request in flight: every session's watches, log
 	// follows and terminals are long streams that end when the browser moves on, and one shared
@@ -96,7 +96,7 @@ func NewServer(opts Options) *Server {
 		Transport:     transport,
 		FlushInterval: -1, // watches and log follows stream
 		ModifyResponse: func(r *http.Response) error {
-			// The API's own cookies and CORS headers mean nothing to the page.
+			// The API's cookies are not the dashboard's, whose path they would share.
 			r.Header.Del("Set-Cookie")
 			return nil
 		},
