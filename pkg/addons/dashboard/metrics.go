@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 )
 
@@ -150,28 +151,24 @@ const (
 	podMetricsPath  = "/apis/metrics.k8s.io/v1beta1/pods"
 )
 
-// sample runs every interval until ctx ends: it reads the metrics with the token of the most
-// recent session the API lets read them.
+// sample takes a sample every interval until ctx ends.
 func (s *Server) sample(ctx context.Context) {
-	t := time.NewTicker(s.history.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	wait.UntilWithContext(ctx, s.sampleOnce, s.history.interval)
+}
+
+// sampleOnce reads the metrics with the token of the most recent session the API lets read
+// them; with no such session there is no sample.
+func (s *Server) sampleOnce(ctx context.Context) {
+	for _, token := range s.sessions.tokens() {
+		var nodes, pods metricsList
+		if err := s.getJSON(ctx, token, nodeMetricsPath, "", &nodes); err != nil {
+			klog.V(2).InfoS("No metrics with a session's token", "err", err)
+			continue
 		}
-		for _, token := range s.sessions.tokens() {
-			var nodes, pods metricsList
-			if err := s.getJSON(ctx, token, nodeMetricsPath, "", &nodes); err != nil {
-				klog.V(2).InfoS("No metrics with a session's token", "err", err)
-				continue
-			}
-			// Pod metrics may be refused to a user who may read the nodes': the nodes still count.
-			_ = s.getJSON(ctx, token, podMetricsPath, "", &pods)
-			s.history.add(time.Now(), &nodes, &pods)
-			break
-		}
+		// Pod metrics may be refused to a user who may read the nodes': the nodes still count.
+		_ = s.getJSON(ctx, token, podMetricsPath, "", &pods)
+		s.history.add(time.Now(), &nodes, &pods)
+		break
 	}
 }
 

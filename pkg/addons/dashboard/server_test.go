@@ -112,6 +112,17 @@ func serviceAccountToken(t *testing.T, name string) string {
 	return tr.Status.Token
 }
 
+// loggedIn starts a dashboard and logs a browser in with a new ServiceAccount's token.
+func loggedIn(t *testing.T, account string) (*Server, *browser) {
+	t.Helper()
+	s, dash := startDashboard(t, time.Hour)
+	b := newBrowser(t, dash)
+	if code, out := b.login(serviceAccountToken(t, account)); code != http.StatusOK {
+		t.Fatalf("login: %d %s", code, out)
+	}
+	return s, b
+}
+
 // TestLoginAndAPI: the page and its headers; a wrong token refused with a message; a good one
 // starts a session whose cookie the page cannot read; API calls go out as the token's user;
 // changes need the session's CSRF token and the dashboard's own origin; logout ends it.
@@ -194,14 +205,10 @@ func TestLoginAndAPI(t *testing.T) {
 
 // TestWatchStreams: a watch through the dashboard delivers a change as it happens.
 func TestWatchStreams(t *testing.T) {
-	_, dash := startDashboard(t, time.Hour)
-	b := newBrowser(t, dash)
-	if code, out := b.login(serviceAccountToken(t, "watcher")); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, out)
-	}
+	_, b := loggedIn(t, "watcher")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, dash.URL+pathAPI+"api/v1/namespaces/kube-public/configmaps?watch=1&resourceVersion=0", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base+pathAPI+"api/v1/namespaces/kube-public/configmaps?watch=1&resourceVersion=0", nil)
 	resp, err := b.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -225,11 +232,7 @@ func TestWatchStreams(t *testing.T) {
 
 // TestSessionExpires: an expired session is gone, its token with it.
 func TestSessionExpires(t *testing.T) {
-	s, dash := startDashboard(t, time.Hour)
-	b := newBrowser(t, dash)
-	if code, out := b.login(serviceAccountToken(t, "bob")); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, out)
-	}
+	s, b := loggedIn(t, "bob")
 	s.sessions.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	if code, out := b.do(http.MethodGet, pathSession, "", nil); code != http.StatusUnauthorized || !strings.Contains(out, "expired") {
 		t.Errorf("an expired session: %d %s", code, out)
@@ -245,11 +248,7 @@ func TestSessionExpires(t *testing.T) {
 // TestMetricsRefused: with no metrics API to read (no metrics-server here), the history is
 // refused with a reason, not served empty.
 func TestMetricsRefused(t *testing.T) {
-	_, dash := startDashboard(t, time.Hour)
-	b := newBrowser(t, dash)
-	if code, out := b.login(serviceAccountToken(t, "carol")); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, out)
-	}
+	_, b := loggedIn(t, "carol")
 	if code, out := b.do(http.MethodGet, pathMetrics, "", nil); code != http.StatusForbidden || !strings.Contains(out, "metrics") {
 		t.Errorf("metrics without a metrics API: %d %s", code, out)
 	}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // session is one logged-in browser: the user's bearer token stays here, in the dashboard's
@@ -97,14 +99,7 @@ func (s *sessions) remove(id string) {
 // sweep drops expired sessions every interval until ctx ends, so tokens do not outlive them
 // in memory.
 func (s *sessions) sweep(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(context.Context) {
 		now := s.now()
 		s.mu.Lock()
 		for id, ss := range s.byID {
@@ -113,7 +108,7 @@ func (s *sessions) sweep(ctx context.Context, interval time.Duration) {
 			}
 		}
 		s.mu.Unlock()
-	}
+	}, interval)
 }
 
 // csrfOK compares a request's CSRF token with the session's in constant time.

@@ -58,6 +58,6 @@ export function create(view, state) {
 
 export function resourceFor(resources, apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
-  return resources.find(r => r.group === group && r.kind === kind && !r.name.includes("/")) &&
-    Object.assign({}, resources.find(r => r.group === group && r.kind === kind && !r.name.includes("/")), { version });
+  const r = resources.find(r => r.group === group && r.kind === kind);
+  return r && Object.assign({}, r, { version });
 }
