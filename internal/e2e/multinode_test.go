@@ -123,6 +123,13 @@ type multiNode struct {
 
 func newMultiNode(t *testing.T, name, subnet string, serverArgs ...string) *multiNode {
 	t.Helper()
+	return newCluster(t, &harness.Cluster{Name: name, Subnet: subnet, Nodes: 3}, serverArgs...)
+}
+
+// newCluster brings up cl (its Name, Subnet, Nodes and, for HA, Servers and Etcd set) with
+// serverArgs for every server, and loads the echo image on every node.
+func newCluster(t *testing.T, cl *harness.Cluster, serverArgs ...string) *multiNode {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the nodes run containers in network namespaces")
 	}
@@ -132,10 +139,9 @@ func newMultiNode(t *testing.T, name, subnet string, serverArgs ...string) *mult
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &harness.Cluster{Script: filepath.Join(testutil.RepoRoot(), "scripts", "ketch-cluster.sh"), Bin: testutil.KetchBinary(t),
-		Dir: dir, Name: name, Subnet: subnet, Nodes: 3}
+	cl.Script, cl.Bin, cl.Dir = filepath.Join(testutil.RepoRoot(), "scripts", "ketch-cluster.sh"), testutil.KetchBinary(t), dir
 	c := &multiNode{
-		t: t, cl: cl, bin: cl.Bin, dir: dir, name: name, subnet: subnet, kubeconfig: cl.Kubeconfig(), total: cl.Nodes,
+		t: t, cl: cl, bin: cl.Bin, dir: dir, name: cl.Name, subnet: cl.Subnet, kubeconfig: cl.Kubeconfig(), total: cl.Nodes,
 	}
 	t.Cleanup(c.down)
 	// Short enough for the test to see a stopped agent's node go NotReady quickly.

@@ -1,6 +1,9 @@
 package config
 
-import "path/filepath"
+import (
+	"os"
+	"path/filepath"
+)
 
 // Paths are every file and directory a node keeps, derived from its data dir and run dir in this
 // one place. The layout (as in k3s):
@@ -8,7 +11,7 @@ import "path/filepath"
 //	<data-dir>/ketch.pid          the data dir's lock, with the holder's pid
 //	<data-dir>/logs/ketch.log     the components' logs (unless --debug)
 //	<data-dir>/data/<hash>/bin    the unpacked runtime bundle
-//	<data-dir>/server/            a server's state: db/, tls/, cred/, manifests/, token
+//	<data-dir>/server/            a server's state: db/ (bbolt, or etcd/), tls/, cred/, manifests/, token
 //	<data-dir>/agent/             the node's state: tls/, kubeconfigs, containerd/, kubelet/, etc/, images/, ...
 //	<data-dir>/storage/           local-path volumes
 //	<run-dir>/ketch.pid           the run dir's lock
@@ -41,6 +44,24 @@ func (p Paths) ManifestsDir() string    { return filepath.Join(p.ServerDir(), "m
 func (p Paths) TokenFile() string       { return filepath.Join(p.ServerDir(), "token") }
 func (p Paths) ServerCAFile() string    { return filepath.Join(p.ServerTLSDir(), "server-ca.crt") }
 func (p Paths) AdminKubeconfig() string { return filepath.Join(p.ServerCredDir(), "admin.kubeconfig") }
+
+// EtcdDir is the embedded etcd member's data dir; BboltFile the bbolt datastore's file, which
+// a move to embedded etcd keeps aside as BboltMigratedFile.
+func (p Paths) EtcdDir() string   { return filepath.Join(p.DatastoreDir(), "etcd") }
+func (p Paths) BboltFile() string { return filepath.Join(p.DatastoreDir(), "datastore.db") }
+func (p Paths) BboltMigratedFile() string {
+	return filepath.Join(p.DatastoreDir(), "datastore.db.migrated")
+}
+
+// EtcdJoinedFile records that this server joined an existing etcd cluster (and from where), so
+// that a later --cluster-init is refused instead of splitting the cluster.
+func (p Paths) EtcdJoinedFile() string { return filepath.Join(p.DatastoreDir(), "etcd-joined") }
+
+// HasEtcdMember is whether an embedded etcd member's data is here.
+func (p Paths) HasEtcdMember() bool {
+	_, err := os.Stat(filepath.Join(p.EtcdDir(), "member"))
+	return err == nil
+}
 
 // DatastoreSocket is where kube-apiserver reaches the datastore: a unix socket, never a port.
 func (p Paths) DatastoreSocket() string { return filepath.Join(p.RunDir, "datastore.sock") }

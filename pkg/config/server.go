@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -70,20 +71,64 @@ type Server struct {
 	// Disable names bundled addons (manifests.Addons) the server must not deploy, and removes
 	// if they were.
 	Disable []string
+	// ClusterInit starts an embedded etcd cluster instead of the bbolt datastore (or moves the
+	// bbolt datastore into one); JoinURL joins the embedded etcd cluster of the server there.
+	ClusterInit bool
+	JoinURL     string
+	// ClusterReset makes this server's embedded etcd member the only one, keeping its data.
+	ClusterReset bool
+	// Datastore is an external etcd cluster, if given.
+	Datastore ExternalDatastore
 }
+
+// ExternalDatastore is --datastore-endpoint and its TLS files.
+type ExternalDatastore struct {
+	Endpoints                 []string
+	CAFile, CertFile, KeyFile string
+}
+
+// DatastoreKind is which store a server runs on.
+type DatastoreKind string
+
+const (
+	Bbolt    DatastoreKind = "bbolt"
+	Embedded DatastoreKind = "embedded etcd"
+	External DatastoreKind = "external etcd"
+)
+
+// DatastoreKind says which store this server uses: external etcd when given, embedded etcd when
+// asked for or when the data dir already has an embedded member (a server never goes back to
+// bbolt by itself), and otherwise bbolt.
+func (s *Server) DatastoreKind() DatastoreKind {
+	switch {
+	case len(s.Datastore.Endpoints) > 0:
+		return External
+	case s.ClusterInit || s.JoinURL != "" || s.ClusterReset || s.Paths().HasEtcdMember():
+		return Embedded
+	}
+	return Bbolt
+}
+
+// HA is whether other servers may share this server's datastore, so that kube-controller-manager
+// and kube-scheduler must elect a leader among the servers.
+func (s *Server) HA() bool { return s.DatastoreKind() != Bbolt }
 
 // ServerRaw is the server's settings as given on the command line or in the config file, before
 // they are parsed and checked.
 type ServerRaw struct {
 	NodeRaw
-	BindAddress                                         string
-	TLSSANs                                             []string
-	HTTPSPort                                           int
-	ClusterCIDR, ServiceCIDR, ClusterDNS, ClusterDomain string
-	WriteKubeconfig, WriteKubeconfigMode                string
-	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
-	Token, TokenFile, FlannelBackend                    string
-	Disable                                             []string
+	BindAddress                                          string
+	TLSSANs                                              []string
+	HTTPSPort                                            int
+	ClusterCIDR, ServiceCIDR, ClusterDNS, ClusterDomain  string
+	WriteKubeconfig, WriteKubeconfigMode                 string
+	APIServerArgs, ControllerManagerArgs, SchedulerArgs  []string
+	Token, TokenFile, FlannelBackend                     string
+	Disable                                              []string
+	ClusterInit, ClusterReset                            bool
+	JoinURL                                              string
+	DatastoreEndpoint                                    []string
+	DatastoreCAFile, DatastoreCertFile, DatastoreKeyFile string
 }
 
 // ParseServer turns raw settings into a Server, reporting every problem at once.
@@ -92,7 +137,8 @@ func ParseServer(raw ServerRaw) (*Server, error) {
 		Cluster:   Cluster{ClusterDomain: raw.ClusterDomain, FlannelBackend: raw.FlannelBackend},
 		HTTPSPort: raw.HTTPSPort, TLSSANs: raw.TLSSANs, WriteKubeconfig: raw.WriteKubeconfig,
 		APIServerArgs: raw.APIServerArgs, ControllerManagerArgs: raw.ControllerManagerArgs,
-		SchedulerArgs: raw.SchedulerArgs,
+		SchedulerArgs: raw.SchedulerArgs, ClusterInit: raw.ClusterInit, ClusterReset: raw.ClusterReset,
+		JoinURL: raw.JoinURL,
 	}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -131,11 +177,64 @@ func ParseServer(raw ServerRaw) (*Server, error) {
 		fail("--write-kubeconfig-mode: %v", err)
 	}
 	s.WriteKubeconfigMode = mode
+	parseHA(s, raw, fail)
 	checkArgs(map[string][]string{
 		"--kube-apiserver-arg": s.APIServerArgs, "--kube-controller-manager-arg": s.ControllerManagerArgs,
 		"--kube-scheduler-arg": s.SchedulerArgs,
 	}, fail)
 	return s, errors.Join(errs...)
+}
+
+// parseHA checks the flags that choose and join a datastore shared by several servers.
+func parseHA(s *Server, raw ServerRaw, fail func(string, ...any)) {
+	for _, e := range raw.DatastoreEndpoint {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			fail("--datastore-endpoint %q is not an etcd client URL such as https://10.0.0.5:2379", e)
+			continue
+		}
+		s.Datastore.Endpoints = append(s.Datastore.Endpoints, e)
+	}
+	s.Datastore.CAFile, s.Datastore.CertFile, s.Datastore.KeyFile = raw.DatastoreCAFile, raw.DatastoreCertFile, raw.DatastoreKeyFile
+	external := len(s.Datastore.Endpoints) > 0
+	for flag, path := range map[string]string{"--datastore-cafile": raw.DatastoreCAFile, "--datastore-certfile": raw.DatastoreCertFile, "--datastore-keyfile": raw.DatastoreKeyFile} {
+		switch {
+		case path == "":
+		case !external:
+			fail("%s is only for an external etcd; give --datastore-endpoint too", flag)
+		default:
+			if _, err := os.Stat(path); err != nil {
+				fail("%s: %v", flag, err)
+			}
+		}
+	}
+	if (raw.DatastoreCertFile == "") != (raw.DatastoreKeyFile == "") {
+		fail("--datastore-certfile and --datastore-keyfile go together: give both or neither")
+	}
+	if s.JoinURL != "" {
+		if u, err := url.Parse(s.JoinURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			fail("--server %q must be the first server's https URL, such as https://10.0.0.1:6443", s.JoinURL)
+		}
+		if s.Token == "" {
+			fail("joining a server with --server needs the cluster's server token: --token or --token-file (the first server's <data-dir>/server/token)")
+		}
+	}
+	switch {
+	case external && (s.ClusterInit || s.JoinURL != "" || s.ClusterReset):
+		fail("--datastore-endpoint uses an external etcd: it does not go with --cluster-init, --server or --cluster-reset (servers on one external etcd find each other through it)")
+	case s.ClusterInit && s.JoinURL != "":
+		fail("--cluster-init starts a new cluster and --server joins an existing one: give one of them")
+	case s.ClusterReset && s.JoinURL != "":
+		fail("--cluster-reset makes this server the only member of its own etcd cluster; it does not go with --server")
+	}
+	if external && s.Token == "" {
+		if _, err := os.Stat(s.Paths().TokenFile()); err != nil {
+			fail("--datastore-endpoint needs the cluster's token (--token or --token-file): the servers keep the cluster's CAs in the datastore, encrypted with it")
+		}
+	}
 }
 
 // parseDisable checks --disable against the bundled addons; names may repeat.

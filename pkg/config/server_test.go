@@ -67,6 +67,32 @@ func TestParseErrors(t *testing.T) {
 			`--resolv-conf /dev/null has no nameserver line`},
 		{"cluster CIDR prefix too long", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.0/33" },
 			`--cluster-cidr "10.42.0.0/33" is not a CIDR (like 10.42.0.0/16): invalid CIDR address: 10.42.0.0/33`},
+		{"cluster-init and server", func(r *ServerRaw) {
+			r.ClusterInit, r.JoinURL, r.Token = true, "https://192.0.2.1:6443", "a-long-secret"
+		},
+			`--cluster-init starts a new cluster and --server joins an existing one: give one of them`},
+		{"join without a token", func(r *ServerRaw) { r.JoinURL = "https://192.0.2.1:6443" },
+			`joining a server with --server needs the cluster's server token`},
+		{"join URL not https", func(r *ServerRaw) { r.JoinURL, r.Token = "192.0.2.1:6443", "a-long-secret" },
+			`--server "192.0.2.1:6443" must be the first server's https URL`},
+		{"reset and join", func(r *ServerRaw) {
+			r.ClusterReset, r.JoinURL, r.Token = true, "https://192.0.2.1:6443", "a-long-secret"
+		},
+			`--cluster-reset makes this server the only member of its own etcd cluster; it does not go with --server`},
+		{"external and cluster-init", func(r *ServerRaw) {
+			r.DatastoreEndpoint, r.ClusterInit, r.Token = []string{"https://192.0.2.5:2379"}, true, "a-long-secret"
+		}, `--datastore-endpoint uses an external etcd: it does not go with --cluster-init`},
+		{"external endpoint not a URL", func(r *ServerRaw) { r.DatastoreEndpoint, r.Token = []string{"192.0.2.5:2379"}, "a-long-secret" },
+			`--datastore-endpoint "192.0.2.5:2379" is not an etcd client URL`},
+		{"external without a token", func(r *ServerRaw) {
+			r.DatastoreEndpoint, r.DataDir = []string{"https://192.0.2.5:2379"}, "/nonexistent"
+		},
+			`--datastore-endpoint needs the cluster's token`},
+		{"external TLS file missing", func(r *ServerRaw) {
+			r.DatastoreEndpoint, r.Token, r.DatastoreCAFile = []string{"https://192.0.2.5:2379"}, "a-long-secret", "/nonexistent/ca.crt"
+		}, `--datastore-cafile: stat /nonexistent/ca.crt: no such file or directory`},
+		{"TLS file without external", func(r *ServerRaw) { r.DatastoreCAFile = "/dev/null" },
+			`--datastore-cafile is only for an external etcd; give --datastore-endpoint too`},
 		{"cluster CIDR not a CIDR", func(r *ServerRaw) { r.ClusterCIDR = "banana" },
 			`--cluster-cidr "banana" is not a CIDR (like 10.42.0.0/16)`},
 		{"cluster CIDR host bits", func(r *ServerRaw) { r.ClusterCIDR = "10.42.0.1/16" },

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -31,7 +32,7 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 		"bind-address":                       s.BindAddress.String(),
 		"client-ca-file":                     certs.ClientCA,
 		"enable-admission-plugins":           "NodeRestriction",
-		"etcd-servers":                       "unix://" + s.Paths().DatastoreSocket(),
+		"etcd-servers":                       strings.Join(c.Etcd.Endpoints, ","),
 		"kubelet-certificate-authority":      certs.ServerCA,
 		"kubelet-client-certificate":         certs.APIServerKubeletClientCert,
 		"kubelet-client-key":                 certs.APIServerKubeletClientKey,
@@ -56,6 +57,11 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 		"storage-backend":                         "etcd3",
 		"tls-cert-file":                           certs.APIServerCert,
 		"tls-private-key-file":                    certs.APIServerKey,
+	}
+	for flag, file := range map[string]string{"etcd-cafile": c.Etcd.CAFile, "etcd-certfile": c.Etcd.CertFile, "etcd-keyfile": c.Etcd.KeyFile} {
+		if file != "" {
+			defaults[flag] = file
+		}
 	}
 	opts := apiserveroptions.NewServerRunOptions()
 	if err := parseFlags("kube-apiserver", opts.Flags(), component.CommandLine("kube-apiserver", defaults, s.APIServerArgs)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/config"
+	"github.com/ketch-k8s/ketch/pkg/etcd"
 	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 )
@@ -20,6 +21,8 @@ type Config struct {
 	Server *config.Server
 	// PKI is the control plane's certificates and kubeconfigs.
 	PKI *pki.ControlPlane
+	// Etcd is how kube-apiserver reaches the datastore.
+	Etcd etcd.ClientConfig
 	// WrapHandler, if set, goes in front of kube-apiserver's handler chain (the supervisor).
 	WrapHandler func(http.Handler) http.Handler
 }

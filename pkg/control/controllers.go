@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -10,6 +11,7 @@ import (
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
 	"github.com/ketch-k8s/ketch/pkg/component"
+	"github.com/ketch-k8s/ketch/pkg/config"
 )
 
 // StartControllerManager runs kube-controller-manager, allocating each node a /24 pod CIDR from
@@ -35,7 +37,7 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 		"controllers":                      "*,tokencleaner",
 		"flex-volume-plugin-dir":           s.Paths().VolumePluginDir(),
 		"kubeconfig":                       certs.ControllerKubeconfig,
-		"leader-elect":                     "false",
+		"leader-elect":                     leaderElect(s),
 		"node-cidr-mask-size":              "24",
 		"profiling":                        "false",
 		"root-ca-file":                     certs.ServerCA,
@@ -58,8 +60,22 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 	if err != nil {
 		return nil, fmt.Errorf("kube-controller-manager options: %w", err)
 	}
-	return component.Start("kube-controller-manager", func() error { return cmapp.Run(ctx, cfg.Complete()) }), nil
+	cc := cfg.Complete()
+	le := cc.ComponentConfig.Generic.LeaderElection
+	if !le.LeaderElect {
+		return component.Start("kube-controller-manager", func() error { return cmapp.Run(ctx, cc) }), nil
+	}
+	// ketch holds the lease (see lead); upstream's Run then runs the controllers directly.
+	cc.ComponentConfig.Generic.LeaderElection.LeaderElect = false
+	return component.Start("kube-controller-manager", func() error {
+		return lead(ctx, "kube-controller-manager", le, cc.Kubeconfig, cc.EventRecorder, func(ctx context.Context) error { return cmapp.Run(ctx, cc) })
+	}), nil
 }
+
+// leaderElect: servers that share a datastore elect one active kube-controller-manager and
+// kube-scheduler among them; a lone bbolt server skips it, which also spares it the wait for
+// its previous life's lease on a restart.
+func leaderElect(s *config.Server) string { return strconv.FormatBool(s.HA()) }
 
 // StartScheduler runs kube-scheduler.
 func StartScheduler(ctx context.Context, c Config) (*component.Component, error) {
@@ -69,7 +85,7 @@ func StartScheduler(ctx context.Context, c Config) (*component.Component, error)
 		"authorization-kubeconfig":  certs.SchedulerKubeconfig,
 		"bind-address":              "127.0.0.1",
 		"kubeconfig":                certs.SchedulerKubeconfig,
-		"leader-elect":              "false",
+		"leader-elect":              leaderElect(s),
 		"profiling":                 "false",
 	}
 	opts := schedoptions.NewOptions()
@@ -83,5 +99,20 @@ func StartScheduler(ctx context.Context, c Config) (*component.Component, error)
 	if err != nil {
 		return nil, fmt.Errorf("kube-scheduler options: %w", err)
 	}
-	return component.Start("kube-scheduler", func() error { return schedapp.Run(ctx, cc, sched) }), nil
+	if cc.LeaderElection == nil {
+		return component.Start("kube-scheduler", func() error { return schedapp.Run(ctx, cc, sched) }), nil
+	}
+	// ketch holds the lease (see lead); upstream's Run then schedules directly. Without its own
+	// election, Run returns an error when its context ends, which is a stop here.
+	le := cc.ComponentConfig.LeaderElection
+	cc.LeaderElection, cc.ComponentConfig.LeaderElection.LeaderElect = nil, false
+	return component.Start("kube-scheduler", func() error {
+		return lead(ctx, "kube-scheduler", le, cc.KubeConfig, nil, func(ctx context.Context) error {
+			err := schedapp.Run(ctx, cc, sched)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		})
+	}), nil
 }

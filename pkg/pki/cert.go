@@ -39,7 +39,9 @@ type leafSpec struct {
 	commonName string
 	orgs       []string
 	usage      x509.ExtKeyUsage
-	sans       certutil.AltNames
+	// alsoUsage is a second usage for certificates that both serve and dial (etcd peers).
+	alsoUsage []x509.ExtKeyUsage
+	sans      certutil.AltNames
 }
 
 func newKeyPair() ([]byte, crypto.Signer, error) {
@@ -72,7 +74,7 @@ func (ca *authority) signUntil(spec leafSpec, pub crypto.PublicKey, notAfter tim
 		NotBefore:             now().Add(-backdate),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{spec.usage},
+		ExtKeyUsage:           append([]x509.ExtKeyUsage{spec.usage}, spec.alsoUsage...),
 		BasicConstraintsValid: true,
 	}
 	// TLS 1.2's RSA key exchange encrypts to the certificate's key; ECDSA keys never do.
@@ -149,6 +151,11 @@ func (ca *authority) certProblem(spec leafSpec, cert *x509.Certificate) string {
 		KeyUsages:   []x509.ExtKeyUsage{spec.usage},
 	}); err != nil {
 		return "it does not verify against its CA: " + err.Error()
+	}
+	for _, u := range spec.alsoUsage {
+		if !slices.Contains(cert.ExtKeyUsage, u) {
+			return "it lacks a key usage it needs"
+		}
 	}
 	if left := cert.NotAfter.Sub(t); left < renewBefore {
 		return fmt.Sprintf("it expires in %s", left.Round(time.Hour))

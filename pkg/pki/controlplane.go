@@ -206,3 +206,29 @@ func apiServerSpec(opts ControlPlaneOptions) leafSpec {
 	addSANs(&sans, opts.TLSSANs...)
 	return leafSpec{commonName: "kube-apiserver", usage: x509.ExtKeyUsageServerAuth, sans: sans}
 }
+
+// SharedFiles are the files below the control plane's tls dir that every server of a cluster
+// holds the same copy of: the CAs with their keys and the service-account key. Everything else
+// there is each server's own, signed with them. SharedEtcdFiles are those of embedded etcd.
+var (
+	SharedFiles = []string{
+		"client-ca.crt", "client-ca.key", "server-ca.crt", "server-ca.key",
+		"request-header-ca.crt", "request-header-ca.key", "service.key", "service.pub",
+	}
+	SharedEtcdFiles = []string{"etcd/peer-ca.crt", "etcd/peer-ca.key", "etcd/server-ca.crt", "etcd/server-ca.key"}
+)
+
+// EnsureSharedFiles creates the cluster's CAs and service-account key in dir where they are
+// missing, as the first server of a cluster does before it hands them to the others.
+func EnsureSharedFiles(dir string) error {
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	for _, name := range []string{"client-ca", "server-ca", "request-header-ca"} {
+		if _, err := loadOrCreateCA(f(name+".crt"), f(name+".key"), name); err != nil {
+			return err
+		}
+	}
+	return ensureServiceAccountKey(f("service.key"), f("service.pub"))
+}

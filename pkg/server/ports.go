@@ -7,6 +7,7 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/agent"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
+	"github.com/ketch-k8s/ketch/pkg/etcd"
 	"github.com/ketch-k8s/ketch/pkg/hostcheck"
 )
 
@@ -23,5 +24,11 @@ func ports(cfg *config.Server) []hostcheck.Port {
 	sched := func(flag, def string) string { return component.Lookup(cfg.SchedulerArgs, flag, def) }
 	ports = hostcheck.AddPort(ports, "kube-scheduler", "--kube-scheduler-arg secure-port=PORT",
 		sched("bind-address", "127.0.0.1"), sched("secure-port", "10259"))
+	if cfg.DatastoreKind() == config.Embedded {
+		ports = append(ports,
+			hostcheck.Port{Addr: net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(etcd.ClientPort)), Component: "embedded etcd (clients)", Move: "none, etcd's ports are fixed; stop what holds it"},
+			hostcheck.Port{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(etcd.ClientPort)), Component: "embedded etcd (clients)", Move: "none, etcd's ports are fixed; stop what holds it"},
+			hostcheck.Port{Addr: net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(etcd.PeerPort)), Component: "embedded etcd (peers)", Move: "none, etcd's ports are fixed; stop what holds it"})
+	}
 	return append(ports, agent.Ports(&cfg.Node)...)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,7 +21,7 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/control"
-	"github.com/ketch-k8s/ketch/pkg/datastore"
+	"github.com/ketch-k8s/ketch/pkg/etcd"
 	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"github.com/ketch-k8s/ketch/pkg/pki"
@@ -42,17 +43,15 @@ func Role(cfg *config.Server) lifecycle.Role {
 func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 	paths := cfg.Paths()
 	n.Waiting("the datastore")
-	ds, err := datastore.Start(datastore.Config{
-		DataDir:          paths.DatastoreDir(),
-		ListenClientURLs: []string{"unix://" + paths.DatastoreSocket()},
-		Name:             cfg.NodeName,
-		HistoryRevisions: datastore.DefaultHistoryRevisions,
-	})
+	st, err := startDatastore(ctx, n, cfg)
 	if err != nil {
 		return err
 	}
-	n.Go(n.Stage("datastore"), "the datastore", ds.Run)
 	n.Phase("datastore ready")
+	if st.kind != config.Bbolt {
+		n.Printf("datastore: %s at %s", st.kind, strings.Join(st.api.Endpoints, ","))
+	}
+	st.warnIfEven(ctx, n)
 
 	n.Waiting("the cluster's certificates")
 	certs, err := pki.EnsureControlPlane(pki.ControlPlaneOptions{
@@ -68,7 +67,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 	if err != nil {
 		return err
 	}
-	sup, err := newSupervisor(cfg, certs, client)
+	sup, err := newSupervisor(cfg, certs, client, st.serverJoin(cfg))
 	if err != nil {
 		return err
 	}
@@ -80,7 +79,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 		return fmt.Errorf("node certificates: %w", err)
 	}
 
-	cp := control.Config{Server: cfg, PKI: certs, WrapHandler: sup.Wrap}
+	cp := control.Config{Server: cfg, PKI: certs, Etcd: st.api, WrapHandler: sup.Wrap}
 	apiStage := n.Stage("kube-apiserver")
 	n.Waiting("kube-apiserver to start")
 	api, err := control.StartAPIServer(apiStage.Context(), cp)
@@ -110,6 +109,11 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 		}
 		n.Watch(controllers, c)
 	}
+	if st.kind == config.Embedded {
+		n.Go(controllers, "removing the etcd members of deleted server nodes", func(ctx context.Context) error {
+			return etcd.RemoveMembersOfDeletedNodes(ctx, client, st.cli, cfg.NodeName)
+		})
+	}
 	n.Waiting("the addon manifests")
 	if err := ensureDashboardTLS(ctx, client, certs, cfg.ClusterDomain, slices.Contains(cfg.Disable, "dashboard")); err != nil {
 		return err
@@ -127,7 +131,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 }
 
 // newSupervisor makes the join API and the server token it checks.
-func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernetes.Interface) (*supervisor.Supervisor, error) {
+func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernetes.Interface, serverJoin func(context.Context) (*supervisor.ServerJoin, error)) (*supervisor.Supervisor, error) {
 	caBundle, err := os.ReadFile(certs.ServerCA)
 	if err != nil {
 		return nil, fmt.Errorf("reading the server CA: %w", err)
@@ -146,7 +150,7 @@ func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernete
 	}
 	return supervisor.New(supervisor.Options{
 		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,
-		Agent: supervisor.NewAgentConfig(&cfg.Cluster), Dashboard: dashboard,
+		Agent: supervisor.NewAgentConfig(&cfg.Cluster), Dashboard: dashboard, ServerJoin: serverJoin,
 	}), nil
 }
 

@@ -77,6 +77,19 @@ func (c *Client) Config(ctx context.Context) (*AgentConfig, error) {
 	return &cfg, nil
 }
 
+// ServerJoin gets what a joining server needs (the server token only opens it).
+func (c *Client) ServerJoin(ctx context.Context) (*ServerJoin, error) {
+	body, err := c.do(ctx, http.MethodGet, PathServerJoin, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("getting the cluster's bootstrap data: %w", err)
+	}
+	var join ServerJoin
+	if err := json.Unmarshal(body, &join); err != nil || join.Bootstrap == nil {
+		return nil, fmt.Errorf("the server's bootstrap data does not parse: %v", err)
+	}
+	return &join, nil
+}
+
 // SignNodeCerts has the server sign the node's certificates; password is the node's password.
 func (c *Client) SignNodeCerts(ctx context.Context, req pki.NodeCertRequest, password string) (*pki.NodeCerts, error) {
 	payload, err := json.Marshal(req)

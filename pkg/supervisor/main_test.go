@@ -93,7 +93,7 @@ func newCluster(t *testing.T) *testCluster {
 }
 
 // newClusterWith starts a supervisor whose API client is client.
-func newClusterWith(t *testing.T, client kubernetes.Interface) *testCluster {
+func newClusterWith(t *testing.T, client kubernetes.Interface, opts ...func(*supervisor.Options)) *testCluster {
 	t.Helper()
 	c := &testCluster{pki: newPKI(t), client: client}
 	c.caBundle = readFile(t, c.pki.ServerCA)
@@ -106,10 +106,14 @@ func newClusterWith(t *testing.T, client kubernetes.Interface) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := supervisor.New(supervisor.Options{
+	o := supervisor.Options{
 		CABundle: c.caBundle, ClientCA: clientCAPool, ServerToken: c.serverToken, Client: client,
 		Sign: c.pki.SignNodeCerts, Agent: agentConfig,
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sup := supervisor.New(o)
 	kubeAPIServer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.passedOn.Add(1)
 		w.WriteHeader(http.StatusTeapot)

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/ketch-k8s/ketch/pkg/bootstrap"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/token"
@@ -38,6 +39,9 @@ const (
 	PathConfig    = "/v1-ketch/config"
 	PathNodeCerts = "/v1-ketch/node-certs"
 	PathDashboard = "/dashboard"
+	// PathServerJoin gives a joining server the cluster's bootstrap data; only the server
+	// token opens it.
+	PathServerJoin = "/v1-ketch/server-join"
 	// HeaderCAProof carries, with /cacerts, the server's proof that it knows the server secret
 	// (token.CAProof), for nodes that join with the bare secret.
 	HeaderCAProof = "Ketch-CA-Proof"
@@ -101,6 +105,16 @@ type Options struct {
 	// Dashboard, if set, serves /dashboard and everything below it (the dashboard addon,
 	// which logs its users in itself).
 	Dashboard http.Handler
+	// ServerJoin, if set, is what a server joining this one's embedded etcd gets; unset, this
+	// server cannot be joined (it runs the bbolt datastore, or an external etcd).
+	ServerJoin func(context.Context) (*ServerJoin, error)
+}
+
+// ServerJoin is what a joining server gets: the cluster's bootstrap data and where its etcd
+// members take clients.
+type ServerJoin struct {
+	Bootstrap      *bootstrap.Bundle `json:"bootstrap"`
+	EtcdClientURLs []string          `json:"etcdClientURLs"`
 }
 
 // Supervisor serves the join API.
@@ -126,6 +140,7 @@ func New(opts Options) *Supervisor {
 		writeJSON(w, opts.Agent)
 	}))
 	s.mux.Handle("POST "+PathNodeCerts, s.authenticated(s.nodeCerts))
+	s.mux.Handle("GET "+PathServerJoin, s.authenticated(s.serverJoin))
 	return s
 }
 
@@ -260,6 +275,26 @@ func (s *Supervisor) nodeCerts(w http.ResponseWriter, r *http.Request, id identi
 	}
 	klog.InfoS("Issued node certificates", "node", req.NodeName, "ips", req.NodeIPs, "remote", r.RemoteAddr)
 	writeJSON(w, certs)
+}
+
+func (s *Supervisor) serverJoin(w http.ResponseWriter, r *http.Request, id identity) {
+	if id.token != token.ServerUser {
+		klog.InfoS("Refused a server join without the server token", "remote", r.RemoteAddr, "token", id.token, "node", id.node)
+		http.Error(w, "a server joins with the cluster's server token (<data-dir>/server/token on the first server), not an agent token", http.StatusForbidden)
+		return
+	}
+	if s.opts.ServerJoin == nil {
+		http.Error(w, "this server cannot be joined: it runs the bbolt datastore, which one server uses alone (restart it with --cluster-init to move its data into embedded etcd), or an external etcd (give the joining server the same --datastore-endpoint instead of --server)", http.StatusConflict)
+		return
+	}
+	join, err := s.opts.ServerJoin(r.Context())
+	if err != nil {
+		klog.ErrorS(err, "Preparing a server join", "remote", r.RemoteAddr)
+		http.Error(w, "the server could not prepare the join: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	klog.InfoS("Gave a joining server the cluster's bootstrap data", "remote", r.RemoteAddr)
+	writeJSON(w, join)
 }
 
 var errNameTaken = errors.New("node name taken")

@@ -24,6 +24,7 @@ import (
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
+	"github.com/ketch-k8s/ketch/pkg/bootstrap"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 	"github.com/ketch-k8s/ketch/pkg/supervisor"
 	"github.com/ketch-k8s/ketch/pkg/token"
@@ -648,4 +649,35 @@ func TestBeforeKubeSystemExists(t *testing.T) {
 	if got := string(passwordSecret(t, c.client, node).Data["hash"]); got != passwordHash(m.password) {
 		t.Error("the retry did not store the password")
 	}
+}
+
+// A joining server gets the cluster's bootstrap data with the server token only; a server that
+// cannot be joined says why.
+func TestServerJoin(t *testing.T) {
+	ctx := context.Background()
+	plain := newCluster(t)
+	_, err := plain.connect(t, plain.serverToken).ServerJoin(ctx)
+	if r := wantRefused(t, err, http.StatusConflict); !strings.Contains(r.Message, "restart it with --cluster-init") {
+		t.Errorf("joining a bbolt server: %q", r.Message)
+	}
+
+	want := &supervisor.ServerJoin{Bootstrap: &bootstrap.Bundle{Files: map[string][]byte{"server-ca.crt": []byte("CA")}}, EtcdClientURLs: []string{"https://192.0.2.1:2379"}}
+	c := newClusterWith(t, apiServer(t).Client, func(o *supervisor.Options) {
+		o.ServerJoin = func(context.Context) (*supervisor.ServerJoin, error) { return want, nil }
+	})
+	got, err := c.connect(t, c.serverToken).ServerJoin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Bootstrap.Files["server-ca.crt"]) != "CA" || got.EtcdClientURLs[0] != want.EtcdClientURLs[0] {
+		t.Errorf("ServerJoin = %+v", got)
+	}
+	_, err = c.connect(t, c.agentToken(t, time.Hour)).ServerJoin(ctx)
+	if r := wantRefused(t, err, http.StatusForbidden); !strings.Contains(r.Message, "not an agent token") {
+		t.Errorf("an agent token: %q", r.Message)
+	}
+	wrong := c.serverToken
+	wrong.Password = "not-the-" + wrong.Password
+	_, err = c.connect(t, wrong).ServerJoin(ctx)
+	wantRefused(t, err, http.StatusUnauthorized)
 }

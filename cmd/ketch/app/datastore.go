@@ -29,7 +29,7 @@ func datastoreCommand() *cli.Command {
 			&cli.Int64Flag{Name: "history-revisions", Usage: "revisions of history kept when no client compacts (0: unlimited)", Value: datastore.DefaultHistoryRevisions, Destination: &cfg.HistoryRevisions},
 			debugFlag(&debug),
 		},
-		Subcommands: []*cli.Command{{
+		Subcommands: []*cli.Command{datastoreStatusCommand(), {
 			Name:      "check",
 			Usage:     "check a datastore file's consistency (read-only); exits non-zero if it is damaged",
 			ArgsUsage: "FILE",
