@@ -22,7 +22,7 @@ export KETCH_BIN := $(abspath $(BIN))
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
 
-.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-addons bench-docker docs fmt vet clean release release-build test-release image image-save release-images FORCE
+.PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-ha bench-addons bench-docker docs fmt vet clean release release-build test-release image image-save release-images FORCE
 
 all: build
 
@@ -115,7 +115,7 @@ test-fuzz:
 test-apiserver-storage:
 	scripts/test-apiserver-storage.sh
 
-bench: bench-datastore bench-server bench-multinode bench-addons
+bench: bench-datastore bench-server bench-multinode bench-ha bench-addons
 
 bench-datastore: build
 	$(GO) run ./tools/ketch-bench datastore --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
@@ -128,6 +128,13 @@ bench-server: build
 # /tmp/ketch-host.lock and takes them down at the end).
 bench-multinode: build
 	$(GO) run ./tools/ketch-bench multinode --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
+
+# bench-ha brings up a lone bbolt server, a lone --cluster-init server and three servers on
+# embedded etcd with an agent, one after the other, with scripts/ketch-cluster.sh (root; it holds
+# /tmp/ketch-host.lock and takes them down at the end): failover after kill -9 of the leading
+# server, memory and write throughput per store. About 15 minutes.
+bench-ha: build
+	$(GO) run ./tools/ketch-bench ha --ketch-bin $(KETCH_BIN) --out docs/benchmarks.md
 
 # bench-addons starts real servers, like bench-server, and times the bundled addons (root; it
 # holds /tmp/ketch-host.lock).

@@ -3,12 +3,14 @@
 // (docs/benchmarks.md): datastore runs one workload against ketch's datastore and against a
 // real, embedded etcd; server measures `ketch server` as a user sees it: binary size, time to a
 // Ready node, the node's memory and pod start-up latency; multinode measures agents and the pod
-// network; addons measures the bundled addons; docker measures the node image and clusters in
-// Docker.
+// network; ha measures high availability (failover after kill -9 of the leading server, memory
+// and write throughput per store); addons measures the bundled addons; docker measures the node
+// image and clusters in Docker.
 //
 //	ketch-bench datastore --ketch-bin PATH [--out FILE] [--targets ketch,etcd] [--quick] [--data-root DIR]
 //	ketch-bench server --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
 //	ketch-bench multinode --ketch-bin PATH [--out FILE] [--quick] [--script PATH] [--killall PATH]
+//	ketch-bench ha --ketch-bin PATH [--out FILE] [--kills N] [--quick] [--script PATH] [--killall PATH]
 //	ketch-bench addons --ketch-bin PATH [--out FILE] [--quick] [--data-root DIR] [--killall PATH]
 //	ketch-bench docker --ketch-bin PATH [--out FILE] [--quick] [--script PATH]
 //

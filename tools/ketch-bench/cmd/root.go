@@ -24,7 +24,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{datastoreCmd, serverCmd, multinodeCmd, addonsCmd, dockerCmd, etcdServerCmd}
+	commands = []*command{datastoreCmd, serverCmd, multinodeCmd, haCmd, addonsCmd, dockerCmd, etcdServerCmd}
 }
 
 // usage is the usage text of every visible subcommand.
