@@ -500,6 +500,23 @@ func (c *multiNode) failover(embedded bool) int {
 		return nil
 	})
 	controllers := time.Since(killed)
+	// Every other node heartbeats after the kill: the servers' kubelets through their own
+	// kube-apiserver, the agents' through their load balancers, which left the dead server.
+	eventually(t, time.Minute, "every other node's heartbeat after the kill", func() error {
+		for i := 1; i <= c.total; i++ {
+			if i == victim {
+				continue
+			}
+			l, err := c.client.CoordinationV1().Leases("kube-node-lease").Get(context.Background(), c.node(i), metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(killed.Add(time.Second)) {
+				return fmt.Errorf("%s's lease last renewed %v, the kill was at %s", c.node(i), l.Spec.RenewTime, killed.Format(time.RFC3339Nano))
+			}
+		}
+		return nil
+	})
 	time.Sleep(2 * time.Second)
 	acked, gap := w.halt(killed)
 	t.Logf("after the kill: a write acknowledged again within %s (longest pause between writes %s), the Deployment scaled and scheduled within %s; %d writes acknowledged",
