@@ -37,7 +37,7 @@ type store struct {
 // "datastore" stage; on etcd it also makes sure that the cluster's shared CAs are in the tls dir.
 func startDatastore(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (*store, error) {
 	paths := cfg.Paths()
-	switch kind := cfg.DatastoreKind(); kind {
+	switch cfg.DatastoreKind() {
 	case config.External:
 		return startExternal(ctx, n, cfg)
 	case config.Embedded:
