@@ -66,6 +66,9 @@ go version >/dev/null || die "go does not run"
 # tests run clusters in Docker, also from docker-compose.
 apt_install util-linux procps iproute2 zstd libseccomp-dev pkg-config gcc libc6-dev iptables conntrack busybox-static containerd runc \
   docker.io docker-compose ca-certificates debootstrap shellcheck dash
+# The multi-node harness (scripts/ketch-cluster.sh): openssl makes the external etcd members'
+# certificates and curl asks them for their health; hostname names each node's UTS namespace.
+apt_install openssl curl hostname
 # The dashboard: npm installs its front end's packages from the lockfile (make dashboard-assets),
 # and its browser test drives Debian's Chromium. A machine that has Node.js and npm already
 # (from elsewhere than Debian) keeps them.
