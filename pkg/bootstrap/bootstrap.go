@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,61 +20,15 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/pki"
 )
 
-// Settings are the cluster-wide settings that every server must be given alike.
-type Settings struct {
-	ClusterCIDR    string `json:"clusterCIDR"`
-	ServiceCIDR    string `json:"serviceCIDR"`
-	ClusterDNS     string `json:"clusterDNS"`
-	ClusterDomain  string `json:"clusterDomain"`
-	FlannelBackend string `json:"flannelBackend"`
-}
-
-// SettingsOf is a server's settings as the bootstrap data carries them.
-func SettingsOf(c *config.Cluster) Settings {
-	return Settings{
-		ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
-		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
-	}
-}
-
-// Agree returns an error naming every setting in which mine differs from the cluster's, with
-// both values, or nil.
-func (cluster Settings) Agree(mine Settings) error {
-	var diffs []string
-	for _, s := range []struct{ flag, mine, cluster string }{
-		{"--cluster-cidr", mine.ClusterCIDR, cluster.ClusterCIDR},
-		{"--service-cidr", mine.ServiceCIDR, cluster.ServiceCIDR},
-		{"--cluster-dns", mine.ClusterDNS, cluster.ClusterDNS},
-		{"--cluster-domain", mine.ClusterDomain, cluster.ClusterDomain},
-		{"--flannel-backend", mine.FlannelBackend, cluster.FlannelBackend},
-	} {
-		if !sameValue(s.mine, s.cluster) {
-			diffs = append(diffs, fmt.Sprintf("%s is %s here but %s on the cluster's servers", s.flag, s.mine, s.cluster))
-		}
-	}
-	if len(diffs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("this server's settings differ from the cluster's, and every server must have the same: %s; start it with the cluster's values", strings.Join(diffs, "; "))
-}
-
-// sameValue compares two settings, IPs by value (10.43.0.10 and its IPv6-mapped form agree).
-func sameValue(a, b string) bool {
-	if ipA, ipB := net.ParseIP(a), net.ParseIP(b); ipA != nil && ipB != nil {
-		return ipA.Equal(ipB)
-	}
-	return a == b
-}
-
 // Bundle is the bootstrap data: file contents by their path below the control plane's tls dir,
 // and the settings.
 type Bundle struct {
-	Files    map[string][]byte `json:"files"`
-	Settings Settings          `json:"settings"`
+	Files    map[string][]byte      `json:"files"`
+	Settings config.ClusterSettings `json:"settings"`
 }
 
 // Read collects the shared files from tlsDir (with etcd's if withEtcd) and the settings.
-func Read(tlsDir string, withEtcd bool, settings Settings) (*Bundle, error) {
+func Read(tlsDir string, withEtcd bool, settings config.ClusterSettings) (*Bundle, error) {
 	b := &Bundle{Files: map[string][]byte{}, Settings: settings}
 	names := pki.SharedFiles
 	if withEtcd {

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ketch-k8s/ketch/pkg/bootstrap"
+	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/datastore"
 	"github.com/ketch-k8s/ketch/pkg/pki"
 )
@@ -118,7 +119,7 @@ func TestGrowAndJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	tlsDirB := t.TempDir()
-	b, err := bootstrap.Read(tlsDirA, true, bootstrap.Settings{})
+	b, err := bootstrap.Read(tlsDirA, true, config.ClusterSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}

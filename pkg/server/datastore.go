@@ -78,7 +78,7 @@ func startExternal(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (
 		return nil, err
 	}
 	tlsDir := cfg.Paths().ServerTLSDir()
-	mine := bootstrap.SettingsOf(&cfg.Cluster)
+	mine := cfg.Cluster.Settings()
 	stored, found, err := bootstrap.Load(ctx, cli, secret)
 	if err != nil {
 		return nil, err
@@ -232,7 +232,7 @@ func joinEmbedded(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (*
 	if !join.Bootstrap.HasEtcd() {
 		return nil, fmt.Errorf("the server at %s does not run embedded etcd, so it cannot be joined", cfg.JoinURL)
 	}
-	if err := join.Bootstrap.Settings.Agree(bootstrap.SettingsOf(&cfg.Cluster)); err != nil {
+	if err := join.Bootstrap.Settings.Agree(cfg.Cluster.Settings()); err != nil {
 		return nil, err
 	}
 	if err := join.Bootstrap.Write(paths.ServerTLSDir(), false); err != nil {
@@ -329,7 +329,7 @@ func (s *store) serverJoin(cfg *config.Server) func(context.Context) (*superviso
 		return nil
 	}
 	return func(ctx context.Context) (*supervisor.ServerJoin, error) {
-		b, err := bootstrap.Read(cfg.Paths().ServerTLSDir(), true, bootstrap.SettingsOf(&cfg.Cluster))
+		b, err := bootstrap.Read(cfg.Paths().ServerTLSDir(), true, cfg.Cluster.Settings())
 		if err != nil {
 			return nil, err
 		}

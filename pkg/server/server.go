@@ -150,7 +150,7 @@ func newSupervisor(cfg *config.Server, certs *pki.ControlPlane, client kubernete
 	}
 	return supervisor.New(supervisor.Options{
 		CABundle: caBundle, ClientCA: clientCAPool, ServerToken: tok, Client: client, Sign: certs.SignNodeCerts,
-		Agent: supervisor.NewAgentConfig(&cfg.Cluster), Dashboard: dashboard, ServerJoin: serverJoin,
+		Agent: cfg.Cluster.Settings(), Dashboard: dashboard, ServerJoin: serverJoin,
 	}), nil
 }
 

@@ -13,9 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -50,43 +48,8 @@ const (
 	minPasswordLength  = 16
 )
 
-// AgentConfig is the cluster-wide settings a joining agent takes from its server: config.Cluster
-// on the wire.
-type AgentConfig struct {
-	ClusterCIDR    string `json:"clusterCIDR"`
-	ServiceCIDR    string `json:"serviceCIDR"`
-	ClusterDNS     string `json:"clusterDNS"`
-	ClusterDomain  string `json:"clusterDomain"`
-	FlannelBackend string `json:"flannelBackend"`
-}
-
-// NewAgentConfig is what a server with the cluster settings c tells its agents.
-func NewAgentConfig(c *config.Cluster) AgentConfig {
-	return AgentConfig{
-		ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), ClusterDNS: c.ClusterDNS.String(),
-		ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend,
-	}
-}
-
-// Cluster parses the settings a server sent.
-func (a *AgentConfig) Cluster() (*config.Cluster, error) {
-	c := &config.Cluster{ClusterDNS: net.ParseIP(a.ClusterDNS), ClusterDomain: a.ClusterDomain, FlannelBackend: a.FlannelBackend}
-	var errs []error
-	var err error
-	if _, c.ClusterCIDR, err = net.ParseCIDR(a.ClusterCIDR); err != nil {
-		errs = append(errs, fmt.Errorf("cluster CIDR: %w", err))
-	}
-	if _, c.ServiceCIDR, err = net.ParseCIDR(a.ServiceCIDR); err != nil {
-		errs = append(errs, fmt.Errorf("service CIDR: %w", err))
-	}
-	if c.ClusterDNS == nil {
-		errs = append(errs, fmt.Errorf("cluster DNS %q is not an IP address", a.ClusterDNS))
-	}
-	if !slices.Contains(config.FlannelBackends, c.FlannelBackend) {
-		errs = append(errs, fmt.Errorf("flannel backend %q is not one of %s", c.FlannelBackend, strings.Join(config.FlannelBackends, ", ")))
-	}
-	return c, errors.Join(errs...)
-}
+// AgentConfig is the cluster-wide settings a joining agent takes from its server.
+type AgentConfig = config.ClusterSettings
 
 // NodeCertsRequest asks for a node's certificates.
 type NodeCertsRequest = pki.NodeCertRequest
