@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/google/renameio/v2"
 
@@ -69,7 +68,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) error {
 		NodeName: cfg.NodeName, NodeIPs: append(append([]net.IP{}, cfg.NodeIPs...), cfg.NodeExternalIPs...),
 	}, func(req pki.NodeCertRequest) (*pki.NodeCerts, error) {
 		var certs *pki.NodeCerts
-		err := retry(ctx, n, cfg.ServerURL, func() (err error) {
+		err := supervisor.Retry(ctx, n.Printf, cfg.ServerURL, func() (err error) {
 			certs, err = sup.SignNodeCerts(ctx, req, password)
 			return err
 		})
@@ -92,7 +91,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) error {
 // join verifies the server against the token and fetches the cluster's settings.
 func join(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) (sup *supervisor.Client, cluster *config.Cluster, err error) {
 	var settings *supervisor.AgentConfig
-	err = retry(ctx, n, cfg.ServerURL, func() error {
+	err = supervisor.Retry(ctx, n.Printf, cfg.ServerURL, func() error {
 		if sup, err = supervisor.Connect(ctx, cfg.ServerURL, cfg.Token); err != nil {
 			return err
 		}
@@ -107,28 +106,6 @@ func join(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) (sup *super
 		return nil, nil, fmt.Errorf("the server at %s sent unusable settings: %w", cfg.ServerURL, err)
 	}
 	return sup, cluster, nil
-}
-
-// retry runs call until it succeeds, fails for good, or ctx ends. A server that cannot be
-// reached or is not ready yet is waited for, as the agents of a cluster that boots all at once
-// must; a refusal is final.
-func retry(ctx context.Context, n *lifecycle.Node, server string, call func() error) error {
-	var last string
-	for {
-		err := call()
-		if err == nil || !supervisor.Retryable(err) {
-			return err
-		}
-		if msg := err.Error(); msg != last {
-			n.Printf("waiting for the server at %s: %v", server, err)
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("joining %s: %w", server, context.Cause(ctx))
-		case <-time.After(2 * time.Second):
-		}
-	}
 }
 
 // nodePassword is this machine's secret for its node name, made at the first join and kept in

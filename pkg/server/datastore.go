@@ -218,7 +218,7 @@ func joinEmbedded(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (*
 	}
 	n.Waiting("the first server at " + cfg.JoinURL)
 	var join *supervisor.ServerJoin
-	err = retryJoin(ctx, n, cfg.JoinURL, func() error {
+	err = supervisor.Retry(ctx, n.Printf, cfg.JoinURL, func() error {
 		sup, err := supervisor.Connect(ctx, cfg.JoinURL, tok)
 		if err != nil {
 			return err
@@ -226,6 +226,9 @@ func joinEmbedded(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (*
 		join, err = sup.ServerJoin(ctx)
 		return err
 	})
+	if refused := (*supervisor.RefusedError)(nil); errors.As(err, &refused) && refused.Status == http.StatusUnauthorized {
+		return nil, fmt.Errorf("the server at %s refused the token: a server joins with the first server's server token (its <data-dir>/server/token), given with --token or --token-file", cfg.JoinURL)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -296,30 +299,6 @@ func joinEmbedded(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (*
 	}
 	n.Printf("joined the cluster's etcd through %s as member %x", cfg.JoinURL, id)
 	return newEmbeddedStore(n, member, tls)
-}
-
-// retryJoin runs call until it succeeds, is refused, or ctx ends, saying why it waits.
-func retryJoin(ctx context.Context, n *lifecycle.Node, server string, call func() error) error {
-	var last string
-	for {
-		err := call()
-		var refused *supervisor.RefusedError
-		if errors.As(err, &refused) && refused.Status == http.StatusUnauthorized {
-			return fmt.Errorf("the server at %s refused the token: a server joins with the first server's server token (its <data-dir>/server/token), given with --token or --token-file", server)
-		}
-		if err == nil || !supervisor.Retryable(err) {
-			return err
-		}
-		if msg := err.Error(); msg != last {
-			n.Printf("waiting for the server at %s: %v", server, err)
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("joining %s: %w", server, context.Cause(ctx))
-		case <-time.After(2 * time.Second):
-		}
-	}
 }
 
 // serverJoin is what this server hands a joining one: the shared files, with etcd's, and its

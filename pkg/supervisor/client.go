@@ -151,6 +151,28 @@ func Retryable(err error) bool {
 	return !errors.Is(err, ErrCAMismatch) && !errors.Is(err, errServerURL) && !errors.Is(err, context.Canceled)
 }
 
+// Retry runs call until it succeeds, fails for good, or ctx ends. A server that cannot be
+// reached or is not ready yet is waited for, as the nodes of a cluster that boots all at once
+// must, and each new reason goes to say; a refusal is final.
+func Retry(ctx context.Context, say func(format string, a ...any), server string, call func() error) error {
+	var last string
+	for {
+		err := call()
+		if err == nil || !Retryable(err) {
+			return err
+		}
+		if msg := err.Error(); msg != last {
+			say("waiting for the server at %s: %v", server, err)
+			last = msg
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("joining %s: %w", server, context.Cause(ctx))
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 func send(client *http.Client, req *http.Request) ([]byte, http.Header, error) {
 	resp, err := client.Do(req)
 	if err != nil {
