@@ -95,6 +95,19 @@ func (c *Cluster) EtcdOutput(j int) string {
 	return filepath.Join(c.Dir, c.EtcdMember(j), "etcd.out")
 }
 
+// PID is node i's ketch process as the script recorded it when it last started the node.
+func (c *Cluster) PID(i int) (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.NodeDir(i), "pid"))
+	if err != nil {
+		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
+	}
+	return pid, nil
+}
+
 // Socket is node i's containerd socket.
 func (c *Cluster) Socket(i int) string {
 	return filepath.Join(c.RunDir(i), "containerd", "containerd.sock")

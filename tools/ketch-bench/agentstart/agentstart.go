@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -133,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Notes = notes(c.Output(i))
 
-	pid, err := agentPID(c, i)
+	pid, err := c.PID(i)
 	if err != nil {
 		return res, err
 	}
@@ -294,18 +292,6 @@ func notes(outPath string) []string {
 		out = out[k+1:]
 	}
 	return harness.Notes(strings.Split(out, "\n"))
-}
-
-func agentPID(c *harness.Cluster, i int) (int, error) {
-	b, err := os.ReadFile(filepath.Join(c.NodeDir(i), "pid"))
-	if err != nil {
-		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
-	}
-	return pid, nil
 }
 
 // deleteNode deletes a Node and waits until it is gone.

@@ -55,7 +55,7 @@ holds /tmp/ketch-host.lock and takes every cluster down at the end.
   --out FILE           markdown file whose ha section is replaced
   --kills N            kills of the leading server (default 3)
   --quick              1 kill, 15 s idle, one run of 4 clients × 500 puts per store
-  --script PATH        ketch-cluster.sh (default: next to ketch-killall.sh)
+  --script PATH        ketch-cluster.sh (default: ../scripts/ from ketch-killall.sh, else next to it)
   --killall PATH       ketch-killall.sh (default package/ketch-killall.sh, here or next to bin/)
 `,
 	run: runHA,
@@ -128,17 +128,8 @@ func runHA(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if opts.script == "" {
-		opts.script = filepath.Join(filepath.Dir(opts.killall), "..", "scripts", "ketch-cluster.sh")
-		if _, err := os.Stat(opts.script); err != nil {
-			opts.script = filepath.Join(filepath.Dir(opts.killall), "ketch-cluster.sh")
-		}
-	}
-	if opts.script, err = filepath.Abs(opts.script); err != nil {
-		return fmt.Errorf("--script: %w", err)
-	}
-	if st, err := os.Stat(opts.script); err != nil || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("--script: %s is not an executable file", opts.script)
+	if opts.script, err = clusterScript(opts.script, opts.killall); err != nil {
+		return err
 	}
 
 	ctx, stop := interruptible()
@@ -306,7 +297,7 @@ func (b *haBench) idleMemory(ctx context.Context, c *haCluster, servers []int, s
 	case <-time.After(wait):
 	}
 	for _, i := range servers {
-		pid, err := c.pid(i)
+		pid, err := c.PID(i)
 		if err != nil {
 			return err
 		}
@@ -505,19 +496,6 @@ func (c *haCluster) clientOf(i int, timeout time.Duration) (kubernetes.Interface
 	// The bench reads the Endpoints the load balancers' EndpointSlices mirror, every 100 ms.
 	cfg.WarningHandler = rest.NoWarnings{}
 	return kubernetes.NewForConfig(cfg)
-}
-
-// pid is node i's ketch process, from the script's pid file.
-func (c *haCluster) pid(i int) (int, error) {
-	b, err := os.ReadFile(filepath.Join(c.NodeDir(i), "pid"))
-	if err != nil {
-		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("%s's pid file: %w", c.Node(i), err)
-	}
-	return pid, nil
 }
 
 // etcdConfig reaches embedded members with node 1's etcd client certificate.
@@ -835,7 +813,7 @@ func (c *haCluster) failover(ctx context.Context, round int, sz haSizes, logf fu
 	victimIP := c.NodeIP(victim)
 	// SIGKILL straight to the server's process, so that the times count from the signal and not
 	// from the script's start; `ketch-cluster.sh kill` then makes sure it is gone.
-	pid, err := c.pid(victim)
+	pid, err := c.PID(victim)
 	if err != nil {
 		halt(time.Now())
 		return k, err

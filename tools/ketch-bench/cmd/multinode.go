@@ -36,7 +36,7 @@ every cluster down at the end.
   --ketch-bin PATH     ketch binary to benchmark (required)
   --out FILE           markdown file whose multinode section is replaced
   --quick              1 cold and 1 warm start, 15 s idle, one 3 s stream per path
-  --script PATH        ketch-cluster.sh (default: next to ketch-killall.sh)
+  --script PATH        ketch-cluster.sh (default: ../scripts/ from ketch-killall.sh, else next to it)
   --killall PATH       ketch-killall.sh (default package/ketch-killall.sh, here or next to bin/)
 `,
 	run: runMultinode,
@@ -103,14 +103,8 @@ func runMultinode(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if opts.script == "" {
-		opts.script = filepath.Join(filepath.Dir(opts.killall), "ketch-cluster.sh")
-	}
-	if opts.script, err = filepath.Abs(opts.script); err != nil {
-		return fmt.Errorf("--script: %w", err)
-	}
-	if st, err := os.Stat(opts.script); err != nil || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("--script: %s is not an executable file", opts.script)
+	if opts.script, err = clusterScript(opts.script, opts.killall); err != nil {
+		return err
 	}
 
 	ctx, stop := interruptible()
@@ -286,4 +280,23 @@ func (c *benchCluster) network(ctx context.Context, tarball string, sz multinode
 	return podnet.Streams(ctx, podnet.StreamConfig{Ketch: k, Client: c.client, Backend: c.backend,
 		ServerNode: c.Node(mnServerNode), OtherNode: c.Node(mnAgent),
 		Runs: sz.streamRuns, StreamSecs: sz.streamSecs, RRCount: sz.rrCount, Logf: logf})
+}
+
+// clusterScript is --script, or scripts/ketch-cluster.sh found from the killall script's place
+// (package/ in a checkout, next to it in a release), as an absolute path to an executable.
+func clusterScript(script, killall string) (string, error) {
+	if script == "" {
+		script = filepath.Join(filepath.Dir(killall), "..", "scripts", "ketch-cluster.sh")
+		if _, err := os.Stat(script); err != nil {
+			script = filepath.Join(filepath.Dir(killall), "ketch-cluster.sh")
+		}
+	}
+	abs, err := filepath.Abs(script)
+	if err != nil {
+		return "", fmt.Errorf("--script: %w", err)
+	}
+	if st, err := os.Stat(abs); err != nil || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("--script: %s is not an executable file", abs)
+	}
+	return abs, nil
 }
