@@ -40,10 +40,10 @@ cc_env = $(if $(filter $*,$(HOST_ARCH)),,CC=$(TRIPLET_$*)-gcc PKG_CONFIG_PATH= P
 BUNDLE_ROOT := pkg/bundle/bin
 BUNDLE_DIR = $(BUNDLE_ROOT)/linux_$(ARCH)
 BUNDLE_RUNC := github.com/opencontainers/runc
+# No loopback plugin: containerd brings up a pod's lo itself (pkg/agent/containerd, use_internal_loopback).
 BUNDLE_CNI := \
 	github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/ipam/host-local \
-	github.com/containernetworking/plugins/plugins/main/loopback \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 BUNDLE_SHIM := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 # crictl, which `ketch crictl` runs: its main cannot be imported either.

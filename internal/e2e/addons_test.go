@@ -127,7 +127,8 @@ spec:
 // from a pod, LoadBalancer Services on the node's IP, a StatefulSet's volume through a restart,
 // `kubectl top`, the manifests directory and --disable.
 func TestAddons(t *testing.T) {
-	s := newServer(t, "--node-name", "ketch-addons")
+	// --enable-pprof: the heap check below needs a garbage collection on demand.
+	s := newServer(t, "--node-name", "ketch-addons", "--enable-pprof")
 	ctx := context.Background()
 	s.seedEchoImage()
 	start := time.Now()
@@ -173,6 +174,8 @@ func TestAddons(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// Before the workloads: the heap of a server that runs only its addons.
+	t.Run("profiles and heap", func(t *testing.T) { checkProfilesAndHeap(t, s, "ketch-addons") })
 
 	s.apply(addonWorkloads)
 	s.kubectl("-n", addonsNS, "rollout", "status", "deployment/echo", "--timeout=120s")

@@ -190,6 +190,8 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("profiling off by default", func(t *testing.T) { checkProfilingOff(t, s, "ketch-e2e") })
+
 	t.Run("images", func(t *testing.T) {
 		tarball := filepath.Join(t.TempDir(), "echo.tar")
 		if err := os.WriteFile(tarball, echoImage(t, "localhost/e2e/echo:docker", false), 0o600); err != nil {

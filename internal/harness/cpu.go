@@ -110,6 +110,12 @@ func (u CPUUse) Rest() time.Duration {
 	return u.Host - u.Ketch - u.KetchChildren - u.Shims - u.ShimChildren
 }
 
+// Node is the CPU time of the node's own processes: the ketch process, the shims and the
+// processes both waited for (runc, CNI plugins, iptables).
+func (u CPUUse) Node() time.Duration {
+	return u.Ketch + u.KetchChildren + u.Shims + u.ShimChildren
+}
+
 // Since is the CPU time spent from before to after.
 func (after CPUSample) Since(before CPUSample) CPUUse {
 	u := CPUUse{

@@ -202,7 +202,7 @@ func testTarget(t *testing.T, tg target) {
 		if err != nil || !strings.HasPrefix(string(out), crictlVersion) {
 			t.Errorf("crictl --version: %v: %s; want %q", err, out, crictlVersion)
 		}
-		for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		for _, p := range []string{"bridge", "host-local", "portmap"} {
 			// Without CNI_COMMAND a plugin prints its version and exits non-zero.
 			out, _ := tg.command(ctx, t, filepath.Join(binDir, p)).CombinedOutput()
 			if !strings.Contains(string(out), "CNI") || strings.Contains(string(out), "version unknown") {

@@ -86,6 +86,8 @@ func kubeletConfiguration(k kubeletConfig) *kubeletv1beta1.KubeletConfiguration 
 		ClusterDNS:               []string{k.Cluster.ClusterDNS.String()},
 		ClusterDomain:            k.Cluster.ClusterDomain,
 		ContainerRuntimeEndpoint: k.RuntimeEndpoint,
+		// Upstream serves profiles by default; ketch only with --enable-pprof (config.Node).
+		EnableProfilingHandler: ptr.To(k.EnablePprof),
 		EvictionHard: map[string]string{
 			"imagefs.available": "5%",
 			"nodefs.available":  "5%",

@@ -21,6 +21,9 @@ func TestKubeletVerbosity(t *testing.T) {
 		if got, want := int(c.Logging.Verbosity), config.Verbosity(debug); got != want {
 			t.Errorf("debug %v: kubelet verbosity %d, want %d", debug, got, want)
 		}
+		if c.EnableProfilingHandler == nil || *c.EnableProfilingHandler {
+			t.Errorf("the kubelet serves profiles without --enable-pprof")
+		}
 		if c.StaticPodPath != "/var/lib/ketch/agent/etc/kubelet/manifests" || c.PodLogsDir != "/var/lib/ketch/agent/pod-logs" {
 			t.Errorf("paths not from config.Paths: static pods %s, pod logs %s", c.StaticPodPath, c.PodLogsDir)
 		}

@@ -303,7 +303,7 @@ func TestProgram(t *testing.T) {
 func TestUnpack(t *testing.T) {
 	b := embeddedOrSkip(t)
 	// Exactly these: build/bundle.mk builds nothing else (pause is pkg/images' business).
-	if want := []string{"bridge", "containerd-shim-runc-v2", "crictl", "host-local", "loopback", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
+	if want := []string{"bridge", "containerd-shim-runc-v2", "crictl", "host-local", "portmap", "runc"}; !slices.Equal(b.Names(), want) {
 		t.Errorf("bundle holds %v, want %v", b.Names(), want)
 	}
 	dir := t.TempDir()
@@ -330,7 +330,7 @@ func TestUnpack(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "crictl version v1.36.") {
 		t.Errorf("crictl --version: %v: %s", err, out)
 	}
-	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
+	for _, p := range []string{"bridge", "host-local", "portmap"} {
 		// Without CNI_COMMAND a plugin prints its version and exits non-zero.
 		out, _ := exec.Command(filepath.Join(binDir, p)).CombinedOutput()
 		if !strings.Contains(string(out), "CNI") || strings.Contains(string(out), "version unknown") {

@@ -31,6 +31,11 @@ type Node struct {
 	// the agent picks one (pkg/agent, podResolvConf).
 	ResolvConf string
 	Debug      bool
+	// EnablePprof turns on Go's profiling handlers (/debug/pprof): kube-apiserver's on a server
+	// (the API port, behind its authentication and RBAC) and the kubelet's on every node (its
+	// port 10250, reached through the API's node proxy). Off by default, as k3s has it: a
+	// profile shows memory and timing that no API user needs to see.
+	EnablePprof bool
 }
 
 // NodeRaw is Node as given, before parsing.
@@ -39,7 +44,7 @@ type NodeRaw struct {
 	NodeIPs, NodeExternalIPs                            []string
 	Labels, Taints                                      []string
 	KubeletArgs, KubeProxyArgs                          []string
-	Debug                                               bool
+	Debug, EnablePprof                                  bool
 }
 
 // Paths are the node's files and directories.
@@ -64,6 +69,7 @@ func parseNode(raw NodeRaw, fail func(string, ...any)) Node {
 	n := Node{
 		DataDir: raw.DataDir, RunDir: raw.RunDir, Labels: raw.Labels, Taints: raw.Taints,
 		KubeletArgs: raw.KubeletArgs, KubeProxyArgs: raw.KubeProxyArgs, FlannelIface: raw.FlannelIface, Debug: raw.Debug,
+		EnablePprof: raw.EnablePprof,
 	}
 	if raw.ResolvConf != "" {
 		n.ResolvConf = checkResolvConf(raw.ResolvConf, fail)

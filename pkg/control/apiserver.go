@@ -37,7 +37,7 @@ func StartAPIServer(ctx context.Context, c Config) (*component.Component, error)
 		"kubelet-client-certificate":         certs.APIServerKubeletClientCert,
 		"kubelet-client-key":                 certs.APIServerKubeletClientKey,
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
-		"profiling":                          "false",
+		"profiling":                          strconv.FormatBool(s.EnablePprof),
 		"proxy-client-cert-file":             certs.FrontProxyClientCert,
 		"proxy-client-key-file":              certs.FrontProxyClientKey,
 		"requestheader-allowed-names":        "system:auth-proxy",

@@ -60,6 +60,7 @@ type Role struct {
 // starts.
 func Run(ctx context.Context, cfg *config.Node, role Role) (err error) {
 	start := time.Now()
+	tuneGC()
 	// Before anything runs: the kubelet would otherwise tell systemd the node is up (notify.go).
 	notify := takeNotifySocket()
 	host, err := hostcheck.Check(cfg.DataDir)

@@ -24,6 +24,7 @@ func nodeFlags(raw *config.NodeRaw, configPath *string) []cli.Flag {
 		&cli.StringFlag{Name: "flannel-iface", Usage: "interface for pod traffic between nodes (default: the node IP's)", Destination: &raw.FlannelIface},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "resolv.conf for pods with the Default DNS policy, CoreDNS among them (default: /etc/resolv.conf, or an upstream one where it names only a local resolver)", EnvVars: []string{"KETCH_RESOLV_CONF"}, Destination: &raw.ResolvConf},
 		debugFlag(&raw.Debug),
+		&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go profiles at /debug/pprof/: the API's (the server process, for cluster admins) and the kubelet's (this node's process, through the API's node proxy)", Destination: &raw.EnablePprof},
 	}
 }
 

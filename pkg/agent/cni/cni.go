@@ -1,5 +1,5 @@
 // Package cni writes the node's pod network configuration for containerd's CRI plugin, which
-// runs the CNI plugins (bridge, host-local, portmap, loopback) that ketch carries.
+// runs the CNI plugins (bridge, host-local, portmap) that ketch carries.
 package cni
 
 import (

@@ -94,6 +94,7 @@ func TestConfig(t *testing.T) {
 		"enableUnprivilegedICMP":                         true,
 		"cni.binDirs":                                    []string{cfg.BinDir},
 		"cni.confDir":                                    p.CNIConfDir,
+		"cni.useInternalLoopback":                        true,
 		"containerd.defaultRuntimeName":                  "runc",
 		"containerd.runtimes.runc.runtimeType":           "io.containerd.runc.v2",
 		"containerd.runtimes.runc.runtimePath":           filepath.Join(cfg.BinDir, ShimName),

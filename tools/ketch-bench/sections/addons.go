@@ -16,7 +16,7 @@ import (
 
 // The targets the project set for the bundled addons. Sizes are decimal megabytes.
 const (
-	targetAddonsReady = 20 * time.Second
+	targetAddonsReady = 15 * time.Second // issue 16; 22.3 s when it was set
 	targetAddonsMem   = 100e6
 	targetDNSP99      = 5 * time.Millisecond
 	targetDashMem     = 20 << 20
@@ -94,7 +94,7 @@ func (r Addons) Section() string {
 	dns := stats.Percentiles(slices.Clone(res.DNS), 0.5, 0.9, 0.99, 1)
 	b.WriteString("| measurement | result | target | |\n")
 	b.WriteString("| --- | ---: | ---: | --- |\n")
-	fmt.Fprintf(&b, "| exec → all %d addon Deployments available, cold (median of %d, min–max) | %s | ≤ 20 s | %s |\n", len(addonpods.Roles), all.N, report.Spread(all), report.Verdict(float64(all.Med), float64(targetAddonsReady)))
+	fmt.Fprintf(&b, "| exec → all %d addon Deployments available, cold (median of %d, min–max) | %s | ≤ 15 s | %s |\n", len(addonpods.Roles), all.N, report.Spread(all), report.Verdict(float64(all.Med), float64(targetAddonsReady)))
 	fmt.Fprintf(&b, "| for context: exec → node Ready, same runs | %s | — | |\n", report.Spread(node))
 	// In decimal MB too: the target is, and MiB hide a miss by up to 5 %.
 	fmt.Fprintf(&b, "| addon memory, PSS of all addon pods' processes, idle | %s (%.1f MB) | < 100 MB | %s |\n", report.Bytes(float64(mem.PSS)), float64(mem.PSS)/1e6, report.Verdict(float64(mem.PSS), targetAddonsMem))
