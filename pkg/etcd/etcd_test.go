@@ -158,12 +158,18 @@ func TestGrowAndJoin(t *testing.T) {
 	if w := EvenWarning(Voters(list.Members)); !strings.Contains(w, "2 voting members, an even number") {
 		t.Errorf("EvenWarning: %q", w)
 	}
+	if IsLearner(list.Members, id) || IsLearner(list.Members, list.Header.MemberId) {
+		t.Errorf("a promoted member or the answering one is listed as a learner: %v", list.Members)
+	}
 
 	// A learner that never starts (nothing listens at its peer URL) is removed as a failed join
 	// removes it; b by its name, as when its Node is deleted.
 	idC, _, err := AddLearner(ctx, cli, "c", PeerURL(ipC))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if list, err := cli.MemberList(ctx); err != nil || !IsLearner(list.Members, idC) {
+		t.Errorf("the new learner is not listed as one: %v", err)
 	}
 	if err := Remove(ctx, cli, idC); err != nil {
 		t.Fatal(err)

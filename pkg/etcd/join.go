@@ -134,6 +134,16 @@ func Voters(members []*etcdserverpb.Member) int {
 	return n
 }
 
+// IsLearner says whether the member with the given ID is a learner in the list.
+func IsLearner(members []*etcdserverpb.Member, id uint64) bool {
+	for _, m := range members {
+		if m.ID == id {
+			return m.IsLearner
+		}
+	}
+	return false
+}
+
 // EvenWarning is what a server says of a cluster with an even number of voters, or "".
 func EvenWarning(voters int) string {
 	if voters < 2 || voters%2 == 1 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/bootstrap"
 	"github.com/ketch-k8s/ketch/pkg/config"
@@ -329,11 +330,30 @@ func (s *store) warnIfEven(ctx context.Context, n *lifecycle.Node) {
 	if s.kind != config.Embedded {
 		return
 	}
-	list, err := s.cli.MemberList(ctx)
-	if err != nil {
-		return
-	}
-	if w := etcd.EvenWarning(etcd.Voters(list.Members)); w != "" {
-		n.Printf("warning: %s", w)
+	// Right after a join the local member may not have applied its own promotion yet: until it
+	// has, it refuses linearizable reads as a learner, or lists itself as one. Ask again for a
+	// while rather than stay silent about an even count.
+	ctx, cancel := context.WithTimeout(ctx, evenCheckTimeout)
+	defer cancel()
+	for {
+		list, err := s.cli.MemberList(ctx)
+		if err == nil && !etcd.IsLearner(list.Members, list.Header.MemberId) {
+			if w := etcd.EvenWarning(etcd.Voters(list.Members)); w != "" {
+				n.Printf("warning: %s", w)
+			}
+			return
+		}
+		if err == nil {
+			err = errors.New("this member still lists itself as a learner")
+		}
+		select {
+		case <-ctx.Done():
+			klog.InfoS("Could not count etcd's voting members", "err", err)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
+
+// evenCheckTimeout bounds warnIfEven's wait for the local member to see itself promoted.
+const evenCheckTimeout = 5 * time.Second
