@@ -17,6 +17,14 @@
 # shellcheck disable=SC2086
 set -u
 
+# Everything comes from the environment. An argument is a mistake (a --help would otherwise stop
+# the default node): refuse it before anything is touched.
+if [ $# -gt 0 ]; then
+  echo "usage: [KETCH_DATA_DIR=DIR] [KETCH_RUN_DIR=DIR] ketch-killall.sh" >&2
+  echo "ketch-killall: takes no arguments; it stops the node of those dirs (default /var/lib/ketch, /run/ketch) and everything it started" >&2
+  exit 2
+fi
+
 data_dir=${KETCH_DATA_DIR:-/var/lib/ketch}
 run_dir=${KETCH_RUN_DIR:-/run/ketch}
 data_dir=${data_dir%/}

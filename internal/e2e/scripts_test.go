@@ -3,6 +3,7 @@ package e2e
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ketch-k8s/ketch/internal/testutil"
@@ -23,6 +24,15 @@ func TestShellScripts(t *testing.T) {
 	scripts = append(scripts, more...)
 	if out, err := exec.Command("shellcheck", append([]string{"--shell=sh", "--severity=style"}, scripts...)...).CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+	// ketch-killall.sh refuses arguments before it touches anything; in a network namespace of
+	// its own, so that a broken refusal could not reach this host's links and iptables chains.
+	dir := t.TempDir()
+	cmd := exec.Command("unshare", "--net", filepath.Join(repo, "package", "ketch-killall.sh"), "--help")
+	cmd.Env = append(cmd.Environ(), "KETCH_DATA_DIR="+dir, "KETCH_RUN_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "takes no arguments") || strings.Contains(string(out), "stopped ketch") {
+		t.Errorf("ketch-killall.sh --help: exit %d (%v), want 2 and a usage:\n%s", code, err, out)
 	}
 	for _, shell := range [][]string{{"dash"}, {"busybox", "sh"}} {
 		for _, s := range scripts {
