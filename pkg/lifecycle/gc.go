@@ -10,10 +10,10 @@ import (
 // nodeGCPercent is the Go garbage collector's target for a node process (server or agent) when
 // the environment sets none: the heap may grow 50 % over its live data between collections,
 // instead of Go's default 100 %. A node is one long-lived process whose live heap is large (an
-// idle server holds about 110 MiB) and mostly stable, so the default's headroom is mostly
+// idle server holds about 125 MiB) and mostly stable, so the default's headroom is mostly
 // memory that is never used: measured on an idle server with its addons, GOGC=50 holds about
-// 45 MiB less anonymous memory than the default, for more frequent collections (docs/
-// benchmarks.md, "Lean", has both and their CPU cost).
+// 42 MiB less anonymous memory than the default, for about 14 % more of the server's CPU in a
+// burst of pod starts (docs/benchmarks.md, "Lean", has both runs).
 const nodeGCPercent = 50
 
 // tuneGC applies nodeGCPercent unless the user chose with GOGC, which the Go runtime has read
