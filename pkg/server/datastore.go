@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/bootstrap"
@@ -333,25 +334,27 @@ func (s *store) warnIfEven(ctx context.Context, n *lifecycle.Node) {
 	// Right after a join the local member may not have applied its own promotion yet: until it
 	// has, it refuses linearizable reads as a learner, or lists itself as one. Ask again for a
 	// while rather than stay silent about an even count.
-	ctx, cancel := context.WithTimeout(ctx, evenCheckTimeout)
-	defer cancel()
-	for {
+	var voters int
+	last := errors.New("no answer yet")
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, evenCheckTimeout, true, func(ctx context.Context) (bool, error) {
 		list, err := s.cli.MemberList(ctx)
-		if err == nil && !etcd.IsLearner(list.Members, list.Header.MemberId) {
-			if w := etcd.EvenWarning(etcd.Voters(list.Members)); w != "" {
-				n.Printf("warning: %s", w)
-			}
-			return
+		switch {
+		case err != nil:
+			last = err
+		case etcd.IsLearner(list.Members, list.Header.MemberId):
+			last = errors.New("this member still lists itself as a learner")
+		default:
+			voters = etcd.Voters(list.Members)
+			return true, nil
 		}
-		if err == nil {
-			err = errors.New("this member still lists itself as a learner")
-		}
-		select {
-		case <-ctx.Done():
-			klog.InfoS("Could not count etcd's voting members", "err", err)
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil {
+		klog.InfoS("Could not count etcd's voting members", "err", last)
+		return
+	}
+	if w := etcd.EvenWarning(voters); w != "" {
+		n.Printf("warning: %s", w)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ketch-k8s/ketch/internal/harness"
 	"github.com/ketch-k8s/ketch/pkg/lockfile"
@@ -82,4 +83,44 @@ func findKillall(given, ketchBin string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("package/ketch-killall.sh not found (tried %s); run from the repository or pass --killall", strings.Join(candidates, ", "))
+}
+
+// clusterBenchStart is what a bench that runs clusters with scripts/ketch-cluster.sh has once
+// it may begin: the checks passed, the host locked, an interruptible context.
+type clusterBenchStart struct {
+	ctx     context.Context
+	stop    context.CancelFunc
+	started time.Time
+	logf    func(string, ...any)
+	binInfo os.FileInfo // for unchangedBinary
+	lock    *lockfile.Lock
+}
+
+// startClusterBench checks the host and the programs (checkNodeBench, clusterScript: *bin,
+// *killall and *script are resolved) and takes the host lock. The nodes run in network
+// namespaces of their own, so the host's ports need not be free; the lock keeps out the tests
+// and benches whose cleanup would take this bench's nodes down. Call end when done.
+func startClusterBench(bin, killall, script *string) (*clusterBenchStart, error) {
+	binInfo, err := checkNodeBench(bin, killall)
+	if err != nil {
+		return nil, err
+	}
+	if *script, err = clusterScript(*script, *killall); err != nil {
+		return nil, err
+	}
+	ctx, stop := interruptible()
+	started := time.Now()
+	logf := progressLog(started)
+	lock, err := harness.LockHost(ctx, logf)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &clusterBenchStart{ctx: ctx, stop: stop, started: started, logf: logf, binInfo: binInfo, lock: lock}, nil
+}
+
+// end releases the host lock and the context.
+func (s *clusterBenchStart) end() {
+	s.lock.Release()
+	s.stop()
 }

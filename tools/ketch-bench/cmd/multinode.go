@@ -99,25 +99,12 @@ func runMultinode(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	binInfo, err := checkNodeBench(&opts.ketchBin, &opts.killall)
+	st, err := startClusterBench(&opts.ketchBin, &opts.killall, &opts.script)
 	if err != nil {
 		return err
 	}
-	if opts.script, err = clusterScript(opts.script, opts.killall); err != nil {
-		return err
-	}
-
-	ctx, stop := interruptible()
-	defer stop()
-	started := time.Now()
-	logf := progressLog(started)
-	// The nodes run in network namespaces of their own, so the host's ports need not be free;
-	// the lock keeps out the tests and benches whose cleanup would take this bench's down.
-	lock, err := harness.LockHost(ctx, logf)
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
+	defer st.end()
+	ctx, started, logf := st.ctx, st.started, st.logf
 
 	work, err := os.MkdirTemp("", "ketch-bench-mn-")
 	if err != nil {
@@ -140,7 +127,7 @@ func runMultinode(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := unchangedBinary(opts.ketchBin, binInfo); err != nil {
+	if err := unchangedBinary(opts.ketchBin, st.binInfo); err != nil {
 		return err
 	}
 	if err := b.cleanup(); err != nil {
