@@ -96,11 +96,13 @@ $(BUNDLE_ROOT)/linux_%/SHA256SUMS: go.mod go.sum build/bundle.mk
 # Removes every architecture's outputs; the committed .keep placeholders stay.
 bundle-clean:
 	rm -f $(BUNDLE_ROOT)/*/SHA256SUMS $(BUNDLE_ROOT)/*/SHA256SUMS.tmp $(BUNDLE_ROOT)/*/programs.tar.zst
-	rm -f $(ADDONS_ROOT)/*/SHA256SUMS $(ADDONS_ROOT)/*/SHA256SUMS.tmp $(ADDONS_ROOT)/*/programs.tar.zst
+	rm -f $(ADDONS_ROOT)/*/SHA256SUMS $(ADDONS_ROOT)/*/SHA256SUMS.tmp $(ADDONS_ROOT)/*/layer.tar.zst $(ADDONS_ROOT)/*/layer.diffid
 
-# Addon bundle: cmd/ketch-addons, the program of the addon image (pkg/images/addons.go), in
-# the same archive format, in pkg/images/addons/linux_<GOARCH>/. It is rebuilt when its sources
-# change, not only its pins.
+# The addon image's layer: cmd/ketch-addons, the program of the addon image (pkg/images/addons.go),
+# and the empty /tmp it needs, as the image layer itself (a zstd-compressed tar), in
+# pkg/images/addons/linux_<GOARCH>/: a node hands it to containerd as it is, instead of unpacking
+# the program, packing and compressing a layer and containerd decompressing it again (about a
+# second of CPU of a first start). It is rebuilt when its sources change, not only its pins.
 ADDONS_ROOT := pkg/images/addons
 ADDONS_DIR = $(ADDONS_ROOT)/linux_$(ARCH)
 # Every Go file of this module the program is built from, whichever package it is in.
@@ -121,6 +123,10 @@ $(DASHBOARD_ASSETS): $(wildcard $(DASHBOARD_UI)/src/*) $(DASHBOARD_UI)/package.j
 	cd $(DASHBOARD_UI) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 	$(GO) run ./tools/dashboard-build -ui $(DASHBOARD_UI) -out $(dir $(DASHBOARD_ASSETS))
 
+# The tar is made as pkg/images makes layers: sorted, owned by root, dated 0, modes set here,
+# not by the umask. layer.diffid holds the digest and size of the uncompressed tar (the image
+# config's diff ID, which containerd checks when it unpacks the layer); SHA256SUMS, the program's
+# checksum (the image's tag comes from it), is written last.
 $(ADDONS_ROOT)/linux_%/SHA256SUMS: SHELL := /bin/bash
 $(ADDONS_ROOT)/linux_%/SHA256SUMS: go.mod go.sum build/bundle.mk $(ADDONS_SRC) $(DASHBOARD_ASSETS) $(wildcard pkg/addons/dashboard/web/*)
 	@set -euo pipefail; \
@@ -128,11 +134,13 @@ $(ADDONS_ROOT)/linux_%/SHA256SUMS: go.mod go.sum build/bundle.mk $(ADDONS_SRC) $
 	mkdir -p $(@D); \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "addons ($*): ketch-addons"; \
-	$(arch_env) CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$$tmp/ketch-addons" ./cmd/ketch-addons; \
-	rm -f $(@D)/SHA256SUMS $(@D)/programs.tar.zst; \
-	cd "$$tmp"; \
-	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - ketch-addons | \
-		zstd -q -19 -T0 --long=26 -o "$(CURDIR)/$(@D)/programs.tar.zst"; \
-	sha256sum ketch-addons > "$(CURDIR)/$(@D)/SHA256SUMS.tmp"; \
+	mkdir "$$tmp/root" "$$tmp/root/tmp"; \
+	$(arch_env) CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$$tmp/root/ketch-addons" ./cmd/ketch-addons; \
+	chmod 0755 "$$tmp/root/ketch-addons"; chmod 1777 "$$tmp/root/tmp"; \
+	rm -f $(@D)/SHA256SUMS $(@D)/layer.tar.zst $(@D)/layer.diffid $(@D)/programs.tar.zst; \
+	(cd "$$tmp/root" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$$tmp/layer.tar" ketch-addons tmp); \
+	zstd -q -19 -T0 --long=26 "$$tmp/layer.tar" -o "$(CURDIR)/$(@D)/layer.tar.zst"; \
+	echo "sha256:$$(sha256sum < "$$tmp/layer.tar" | cut -d' ' -f1) $$(stat -c %s "$$tmp/layer.tar")" > "$(CURDIR)/$(@D)/layer.diffid"; \
+	(cd "$$tmp/root" && sha256sum ketch-addons) > "$(CURDIR)/$(@D)/SHA256SUMS.tmp"; \
 	mv "$(CURDIR)/$(@D)/SHA256SUMS.tmp" "$(CURDIR)/$(@D)/SHA256SUMS"; \
-	echo "addons ($*): $$(du -h $(CURDIR)/$(@D)/programs.tar.zst | cut -f1) compressed in $(@D)/programs.tar.zst"
+	echo "addons ($*): $$(du -h $(CURDIR)/$(@D)/layer.tar.zst | cut -f1) compressed in $(@D)/layer.tar.zst"

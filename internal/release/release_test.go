@@ -3,12 +3,14 @@
 package release
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -210,8 +213,7 @@ func testTarget(t *testing.T, tg target) {
 			}
 		}
 
-		_, addonsBin := unpack(t, addonsDir)
-		checkELF(t, tg, filepath.Join(addonsBin, "ketch-addons"))
+		checkELF(t, tg, addonsProgram(t, addonsDir))
 	})
 
 	t.Run("version", func(t *testing.T) {
@@ -297,6 +299,44 @@ func unpack(t *testing.T, dir string) (*bundle.Bundle, string) {
 	return b, binDir
 }
 
+// addonsProgram writes the addon program out of the addon image's layer in dir (as the Makefile
+// made it) and returns its path.
+func addonsProgram(t *testing.T, dir string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "layer.tar.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			t.Fatalf("ketch-addons in %s/layer.tar.zst: %v", dir, err)
+		}
+		if hdr.Name != "ketch-addons" {
+			continue
+		}
+		path := filepath.Join(t.TempDir(), "ketch-addons")
+		out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, tr); err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+}
+
 // checkELF: path is a static executable for tg.
 func checkELF(t *testing.T, tg target, path string) { checkExecutable(t, tg, path, true) }
 
@@ -350,7 +390,8 @@ func checkEmbeds(t *testing.T, tg target, bin string) {
 			filepath.Join("pkg", "bundle", "bin", "linux_"+arch, "SHA256SUMS"),
 			filepath.Join("pkg", "bundle", "bin", "linux_"+arch, "programs.tar.zst"),
 			filepath.Join("pkg", "images", "addons", "linux_"+arch, "SHA256SUMS"),
-			filepath.Join("pkg", "images", "addons", "linux_"+arch, "programs.tar.zst"),
+			filepath.Join("pkg", "images", "addons", "linux_"+arch, "layer.tar.zst"),
+			filepath.Join("pkg", "images", "addons", "linux_"+arch, "layer.diffid"),
 			filepath.Join("pkg", "images", "pause", "linux_"+arch, "pause"),
 		} {
 			want, err := os.ReadFile(filepath.Join(dir, file))

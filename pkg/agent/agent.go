@@ -4,23 +4,15 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"os"
-
-	containerdclient "github.com/containerd/containerd/v2/client"
-	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/agent/cni"
-	"github.com/ketch-k8s/ketch/pkg/agent/containerd"
 	"github.com/ketch-k8s/ketch/pkg/agent/flannel"
-	"github.com/ketch-k8s/ketch/pkg/bundle"
 	"github.com/ketch-k8s/ketch/pkg/component"
 	"github.com/ketch-k8s/ketch/pkg/config"
 	"github.com/ketch-k8s/ketch/pkg/hostcheck"
-	"github.com/ketch-k8s/ketch/pkg/images"
 	"github.com/ketch-k8s/ketch/pkg/kubeclient"
 	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 	"github.com/ketch-k8s/ketch/pkg/pki"
@@ -31,6 +23,9 @@ type Node struct {
 	*config.Node
 	Cluster config.Cluster
 	Certs   *pki.Node
+	// BeforeKubelet, if set, must return before the kubelet starts (a server's own node waits
+	// there for what must precede the kubelet in the same process).
+	BeforeKubelet func(context.Context) error
 }
 
 // Ports lists the node's fixed listeners (the kubelet's and kube-proxy's) as the user's
@@ -55,60 +50,23 @@ func Ports(cfg *config.Node) []hostcheck.Port {
 	return ports
 }
 
-// Start starts the node's components on n's stages (containerd, then the kubelet, kube-proxy and
-// flannel) and returns once they run; the frame then waits for the node to register and turn
-// Ready.
-func Start(ctx context.Context, n *lifecycle.Node, node Node) error {
+// Start starts the node's components on n's stages (the kubelet, kube-proxy and flannel, on the
+// runtime rs starts) and returns once they run; the frame then waits for the node to register
+// and turn Ready. A failed Start has ended rs's start-up.
+func Start(ctx context.Context, n *lifecycle.Node, node Node, rs *RuntimeStart) (err error) {
+	defer func() {
+		if err != nil {
+			rs.Abort()
+		}
+	}()
 	paths := node.Paths()
 	host := n.Host()
-	n.Waiting("the runtime bundle to unpack")
-	binDir, err := bundle.Unpack(paths.BundleDir())
-	if err != nil {
-		return fmt.Errorf("unpacking the runtime bundle: %w", err)
-	}
-	pauseName, pauseTar, err := images.PauseImage()
+	n.Waiting("containerd and the images in " + paths.ImagesDir())
+	rt, err := rs.wait(ctx)
 	if err != nil {
 		return err
 	}
 
-	n.Waiting("containerd")
-	client, err := startContainerd(ctx, n, containerd.Config{
-		Paths: paths, BinDir: binDir, SandboxImage: pauseName,
-		SystemdCgroup:       host.CgroupDriver == hostcheck.CgroupDriverSystemd,
-		RestrictOOMScoreAdj: host.RestrictOOMScoreAdj,
-		// stderr is the log file unless --debug (the frame's console decides).
-		Log: os.Stderr,
-	})
-	if err != nil {
-		return err
-	}
-	n.Waiting("the pause image to import")
-	if _, err := images.Ensure(ctx, client, pauseName, bytes.NewReader(pauseTar), images.WithPinned()); err != nil {
-		return fmt.Errorf("importing the pause image: %w", err)
-	}
-	// The addon image (an 80 MB program to unpack, compress and import on a first start) is made
-	// while the kubelet and flannel start; the node turns Ready only once it is there, so no
-	// addon pod ever finds it missing.
-	addonImage := make(chan error, 1)
-	go func() {
-		_, err := images.EnsureAddonsImage(ctx, client, paths.BundleDir())
-		addonImage <- err
-	}()
-	n.Waiting("the image tarballs in " + paths.ImagesDir() + " to import")
-	// A bad tarball is reported, not fatal: the node is useful without the user's images.
-	if results, err := images.ImportDir(ctx, client, paths.ImagesDir()); err != nil {
-		klog.ErrorS(err, "Importing images", "dir", paths.ImagesDir())
-	} else {
-		for _, r := range results {
-			klog.V(2).InfoS("Image tarball", "result", r)
-		}
-	}
-
-	systemd := host.CgroupDriver == hostcheck.CgroupDriverSystemd
-	cgroupRoot := nodeCgroupRoot(node.NodeName, systemd)
-	if err := ensureCgroupRoot(cgroupRoot, host.CgroupVersion == 2); err != nil {
-		return err
-	}
 	nodeClient, err := kubeclient.New(node.Certs.KubeletKubeconfig)
 	if err != nil {
 		return err
@@ -127,6 +85,23 @@ func Start(ctx context.Context, n *lifecycle.Node, node Node) error {
 	}
 
 	stage := n.Stage("node")
+	if node.Cluster.FlannelBackend != "none" {
+		// First: flannel waits for the node to register and get its pod CIDR, and meanwhile
+		// readies what does not need them.
+		n.Go(stage, "flannel", func(ctx context.Context) error { return runNetwork(ctx, node, rt.addonImage) })
+	}
+	if node.BeforeKubelet != nil {
+		n.Waiting("kube-controller-manager to build its controllers")
+		if err := node.BeforeKubelet(ctx); err != nil {
+			return err
+		}
+	}
+	// Right before the kubelet, which writes it into its config: ketch-killall.sh finds the
+	// node's cgroups there.
+	cgroupRoot := nodeCgroupRoot(node.NodeName, host.CgroupDriver == hostcheck.CgroupDriverSystemd)
+	if err := ensureCgroupRoot(cgroupRoot, host.CgroupVersion == 2); err != nil {
+		return err
+	}
 	n.Waiting("the kubelet to start")
 	kubelet, err := startKubelet(stage.Context(), kubeletConfig{
 		Node: node, RuntimeEndpoint: "unix://" + paths.ContainerdSocket(),
@@ -148,43 +123,13 @@ func Start(ctx context.Context, n *lifecycle.Node, node Node) error {
 		// The user's CNI decides when the node is Ready: the image must be there before Start returns.
 		n.Waiting("the addon image to import")
 		select {
-		case err := <-addonImage:
+		case err := <-rt.addonImage:
 			return err
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
-	n.Go(stage, "flannel", func(ctx context.Context) error { return runNetwork(ctx, node, addonImage) })
 	return nil
-}
-
-// startContainerd starts containerd on a stage of its own, which stops after the node's
-// components, and returns a client of it that the stage closes.
-func startContainerd(ctx context.Context, n *lifecycle.Node, cfg containerd.Config) (*containerdclient.Client, error) {
-	stage := n.Stage("containerd")
-	// containerd runs for the stage's lifetime, but a stop while it is still starting must abort
-	// the start.
-	startCtx, cancel := context.WithCancel(stage.Context())
-	abort := context.AfterFunc(ctx, cancel)
-	ctrd, err := containerd.Start(startCtx, cfg)
-	if !abort() && err == nil {
-		err = context.Cause(ctx)
-	}
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	n.Go(stage, "containerd", func(ctx context.Context) error {
-		<-ctx.Done()
-		ctrd.Stop()
-		return nil
-	})
-	client, err := containerdclient.New(ctrd.Address())
-	if err != nil {
-		return nil, fmt.Errorf("connecting to containerd: %w", err)
-	}
-	stage.OnStop(func() { client.Close() })
-	return client, nil
 }
 
 // runNetwork runs flannel and, once it holds the node's lease and the addon image is imported

@@ -41,7 +41,14 @@ func Role(cfg *config.Agent) lifecycle.Role {
 // start joins the cluster (the server's CA checked against the token, the cluster's settings,
 // the node's certificates), starts the load balancer the node's components reach the servers
 // through, and then the node.
-func start(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) error {
+func start(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) (err error) {
+	// The container runtime starts while the node joins; Start waits for it.
+	rs := StartRuntime(ctx, n, &cfg.Node)
+	defer func() {
+		if err != nil {
+			rs.Abort()
+		}
+	}()
 	n.Waiting("the server at " + cfg.ServerURL)
 	sup, cluster, err := join(ctx, n, cfg)
 	if err != nil {
@@ -85,7 +92,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Agent) error {
 		loadbalancer.WatchServers(ctx, proxyClient, lb)
 		return nil
 	})
-	return Start(ctx, n, Node{Node: &cfg.Node, Cluster: *cluster, Certs: certs})
+	return Start(ctx, n, Node{Node: &cfg.Node, Cluster: *cluster, Certs: certs}, rs)
 }
 
 // join verifies the server against the token and fetches the cluster's settings.

@@ -2,8 +2,16 @@ package control
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -34,8 +42,16 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 		"cluster-signing-legacy-unknown-key-file":         certs.ServerCAKey,
 		"configure-cloud-routes":                          "false",
 		// tokencleaner deletes expired agent join tokens (bootstrap-token Secrets).
-		"controllers":                      "*,tokencleaner",
-		"flex-volume-plugin-dir":           s.Paths().VolumePluginDir(),
+		"controllers":            "*,tokencleaner",
+		"flex-volume-plugin-dir": s.Paths().VolumePluginDir(),
+		// Upstream's 20/s (burst 30) makes a cold start wait: with
+		// use-service-account-credentials every controller's service account is looked up,
+		// created and given a token through one client before the controllers start, about 120
+		// calls, which took 4.7 s (node-ipam, which the node's Ready waits for, is among the
+		// last). 50/100 is what upstream already gives the kubelet and kube-scheduler;
+		// kube-apiserver's priority and fairness still protects it from a runaway controller.
+		"kube-api-burst":                   "100",
+		"kube-api-qps":                     "50",
 		"kubeconfig":                       certs.ControllerKubeconfig,
 		"leader-elect":                     leaderElect(s),
 		"node-cidr-mask-size":              "24",
@@ -70,6 +86,75 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 	return component.Start("kube-controller-manager", func() error {
 		return lead(ctx, "kube-controller-manager", le, cc.Kubeconfig, cc.EventRecorder, func(ctx context.Context) error { return cmapp.Run(ctx, cc) })
 	}), nil
+}
+
+// WaitControllersBuilt waits until the local kube-controller-manager has built its controllers,
+// for a server without leader election (which builds them at once); it returns at once for one
+// with it, or with kube-controller-manager's secure port off.
+//
+// Why: upstream's CSI volume plugin keeps its node information in a package variable, which
+// every Init of the plugin overwrites. kube-controller-manager inits it, with no node name, for
+// each controller that handles volumes, as it builds them; the kubelet inits it with its node's
+// name. In one process the kubelet's must come last, or its CSINode never initializes (the
+// kubelet reports "resource name may not be empty" and exits after two minutes) and CSI drivers
+// cannot register on the node. kube-controller-manager registers a health check per controller
+// once all are built, so their names in /healthz?verbose say the builds are done.
+func WaitControllersBuilt(ctx context.Context, s *config.Server) error {
+	if s.HA() {
+		return nil
+	}
+	args := s.ControllerManagerArgs
+	port := component.Lookup(args, "secure-port", "10257")
+	if port == "0" {
+		return nil
+	}
+	host := component.Lookup(args, "bind-address", "127.0.0.1")
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	url := "https://" + net.JoinHostPort(host, port) + "/healthz?verbose"
+	// A health check of this process's own listener: its certificate is one kube-controller-manager
+	// made for itself in memory, which nothing else could check either (kubeadm's probes of it
+	// do not).
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // see above
+	}}
+	defer client.CloseIdleConnections()
+	known := cmapp.KnownControllers()
+	for {
+		if builtIn(client, url, known) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for kube-controller-manager to build its controllers: %w", context.Cause(ctx))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// builtIn reports whether url's verbose health lists a check named after a controller.
+func builtIn(client *http.Client, url string, controllers []string) bool {
+	resp, err := client.Get(url)
+	if err != nil {
+		klog.V(2).InfoS("Waiting for kube-controller-manager's health", "err", err)
+		return false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		// "[+]attach-detach-controller ok", or [-] for a failing one: either way it is built.
+		name, _, _ := strings.Cut(strings.TrimLeft(line, "[+-] "), " ")
+		for _, c := range controllers {
+			if name == c {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // leaderElect: servers that share a datastore elect one active kube-controller-manager and

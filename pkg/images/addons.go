@@ -9,17 +9,25 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"strconv"
+	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/ketch-k8s/ketch/pkg/bundle"
 )
 
-// addonsProgram is the program's name in the bundle and its path in the image.
+// addonsProgram is the program's name in the image, at its root.
 const addonsProgram = "ketch-addons"
+
+// The files the Makefile makes in addons/linux_<GOARCH>/ (build/bundle.mk): the image's one
+// layer as it goes into containerd, the digest and size of its uncompressed tar, and the
+// program's checksum.
+const (
+	addonsLayerFile  = "layer.tar.zst"
+	addonsDiffIDFile = "layer.diffid"
+	addonsSumsFile   = "SHA256SUMS"
+)
 
 // ErrNoAddonsBinary is returned from a binary built without make.
 var ErrNoAddonsBinary = errors.New("ketch was built without the addon program (pkg/images/addons); build with make")
@@ -28,37 +36,65 @@ var ErrNoAddonsBinary = errors.New("ketch was built without the addon program (p
 // argument. No user: each pod's securityContext chooses one.
 var addonsConfig = ImageConfig{Config: ocispec.ImageConfig{Entrypoint: []string{"/" + addonsProgram}}}
 
-func addonsBundle() (*bundle.Bundle, string, error) {
-	// addonsDir (embed_<GOARCH>.go) holds cmd/ketch-addons as the Makefile packs it for this
-	// architecture, in addons/linux_<GOARCH>/ (see addons/README.md).
+// addonsLayer is the addon image's layer as this binary carries it.
+type addonsLayer struct {
+	fsys       fs.FS  // holds addonsLayerFile
+	programSum string // hex sha256 of the program
+	diffID     digest.Digest
+	tarSize    int64
+}
+
+func embeddedAddonsLayer() (*addonsLayer, error) {
+	// addonsDir (embed_<GOARCH>.go) holds the Makefile's output for this architecture, in
+	// addons/linux_<GOARCH>/ (see addons/README.md).
 	sub, err := fs.Sub(addonsDir, "addons/"+platformDir)
 	if err != nil {
-		return nil, "", fmt.Errorf("addon program: %w", err)
+		return nil, fmt.Errorf("addon program: %w", err)
 	}
-	b, err := bundle.Open(sub)
-	if errors.Is(err, bundle.ErrNotBuilt) {
-		return nil, "", ErrNoAddonsBinary
+	return openAddonsLayer(sub)
+}
+
+// openAddonsLayer reads the layer's description from fsys, a directory as the Makefile makes it.
+func openAddonsLayer(fsys fs.FS) (*addonsLayer, error) {
+	sums, err := fs.ReadFile(fsys, addonsSumsFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoAddonsBinary
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("addon program: %w", err)
+		return nil, fmt.Errorf("addon program: %w", err)
 	}
-	sum, ok := b.Sum(addonsProgram)
-	if !ok {
-		return nil, "", fmt.Errorf("addon program: %s is not in the bundle", addonsProgram)
+	sum, name, ok := strings.Cut(strings.TrimSpace(string(sums)), "  ")
+	if !ok || name != addonsProgram || len(sum) != 64 {
+		return nil, fmt.Errorf("addon program: %s is %q, want %q's sha256", addonsSumsFile, sums, addonsProgram)
 	}
-	return b, sum, nil
+	raw, err := fs.ReadFile(fsys, addonsDiffIDFile)
+	if err != nil {
+		return nil, fmt.Errorf("addon program: %w", err)
+	}
+	l := &addonsLayer{fsys: fsys, programSum: sum}
+	d, size, ok := strings.Cut(strings.TrimSpace(string(raw)), " ")
+	if ok {
+		l.diffID, err = digest.Parse(d)
+		if err == nil {
+			l.tarSize, err = strconv.ParseInt(size, 10, 64)
+		}
+	}
+	if !ok || err != nil {
+		return nil, fmt.Errorf("addon program: %s is %q, want \"sha256:<hex> <size>\"", addonsDiffIDFile, raw)
+	}
+	return l, nil
 }
 
 // AddonsImageName is the name of the addon image this binary makes, localhost/ketch/addons:<tag>.
 // The server writes it into the addon manifests and every node of the same ketch version makes
 // the same image, so it must be known without building it: the tag is derived from the
-// program's checksum and the image config, the only inputs of the image's bytes.
+// program's checksum and the image config, which with the fixed /tmp make the image's content.
 func AddonsImageName() (string, error) {
-	_, sum, err := addonsBundle()
+	l, err := embeddedAddonsLayer()
 	if err != nil {
 		return "", err
 	}
-	return addonsImageName(sum)
+	return addonsImageName(l.programSum)
 }
 
 func addonsImageName(programSum string) (string, error) {
@@ -73,35 +109,26 @@ func addonsImageName(programSum string) (string, error) {
 }
 
 // EnsureAddonsImage imports the addon image into containerd unless it is already there, pinned
-// so that the kubelet's image garbage collection never removes it, and returns its name. Only a
-// node that lacks the image unpacks the program (under dataDir/data) and builds the image, a
-// second or two, in bundleDir (the node's config.Paths.BundleDir); the unpacked copy is removed
-// once the image holds it.
-func EnsureAddonsImage(ctx context.Context, client *containerd.Client, bundleDir string) (string, error) {
-	b, sum, err := addonsBundle()
+// so that the kubelet's image garbage collection never removes it, and returns its name. The
+// layer goes in as the Makefile compressed it: containerd decompresses it once, into its
+// snapshot, and checks it against the diff ID on the way.
+func EnsureAddonsImage(ctx context.Context, client *containerd.Client) (string, error) {
+	l, err := embeddedAddonsLayer()
 	if err != nil {
 		return "", err
 	}
-	name, err := addonsImageName(sum)
+	return ensureAddonsImage(ctx, client, l)
+}
+
+func ensureAddonsImage(ctx context.Context, client *containerd.Client, l *addonsLayer) (string, error) {
+	name, err := addonsImageName(l.programSum)
 	if err != nil {
 		return "", err
 	}
-	var binDir string
 	open := func() (io.ReadCloser, error) {
-		dir, err := b.Unpack(bundleDir)
+		img, err := l.image()
 		if err != nil {
-			return nil, fmt.Errorf("addon program: %w", err)
-		}
-		binDir = dir
-		program := filepath.Join(dir, addonsProgram)
-		img, err := Build([]Layer{{Files: []File{
-			{Path: "/" + addonsProgram, Mode: 0o755, Source: program},
-			// Writable scratch space for roles that need it comes from an emptyDir mounted here;
-			// the directory must exist in a read-only root.
-			{Path: "/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
-		}}}, addonsConfig)
-		if err != nil {
-			return nil, fmt.Errorf("build addon image: %w", err)
+			return nil, err
 		}
 		// Streamed: the archive is never held in memory whole. Closing the reader ends the
 		// writer if the import gives up early.
@@ -112,10 +139,21 @@ func EnsureAddonsImage(ctx context.Context, client *containerd.Client, bundleDir
 	if _, err := EnsureFunc(ctx, client, name, open, WithPinned()); err != nil {
 		return "", fmt.Errorf("addon image: %w", err)
 	}
-	if binDir != "" {
-		if err := os.RemoveAll(filepath.Dir(binDir)); err != nil {
-			return "", fmt.Errorf("removing the unpacked addon program: %w", err)
-		}
-	}
 	return name, nil
+}
+
+// image is the addon image of the layer.
+func (l *addonsLayer) image() (*Image, error) {
+	blob, err := fs.ReadFile(l.fsys, addonsLayerFile)
+	if err != nil {
+		return nil, fmt.Errorf("addon image layer: %w", err)
+	}
+	img, err := assemble([]*builtLayer{{
+		blob: blob, mediaType: ocispec.MediaTypeImageLayerZstd, digest: digest.FromBytes(blob),
+		diffID: l.diffID, tarSize: l.tarSize,
+	}}, addonsConfig)
+	if err != nil {
+		return nil, fmt.Errorf("build addon image: %w", err)
+	}
+	return img, nil
 }

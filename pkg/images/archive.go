@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/distribution/reference"
+	"github.com/klauspost/compress/zstd"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -89,7 +90,7 @@ func (img *Image) WriteDockerArchive(w io.Writer, name string) error {
 			continue
 		}
 		dirs = append(dirs, dir)
-		files[p] = gunzipContent(l)
+		files[p] = uncompressedContent(l)
 	}
 	manifest, err := json.Marshal([]struct {
 		Config   string
@@ -132,8 +133,16 @@ func bytesContent(b []byte) entryContent {
 	return entryContent{size: int64(len(b)), open: func() (io.Reader, error) { return bytes.NewReader(b), nil }}
 }
 
-func gunzipContent(l *builtLayer) entryContent {
+// uncompressedContent is a layer's tar, decompressed as it is read.
+func uncompressedContent(l *builtLayer) entryContent {
 	return entryContent{size: l.tarSize, open: func() (io.Reader, error) {
+		if l.mediaType == ocispec.MediaTypeImageLayerZstd {
+			d, err := zstd.NewReader(bytes.NewReader(l.blob), zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				return nil, err
+			}
+			return d.IOReadCloser(), nil
+		}
 		return gzip.NewReader(bytes.NewReader(l.blob))
 	}}
 }
@@ -164,7 +173,11 @@ func writeArchive(w io.Writer, dirs []string, files map[string]entryContent) err
 		if err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
-		if _, err := io.CopyN(tw, r, c.size); err != nil {
+		_, err = io.CopyN(tw, r, c.size)
+		if rc, ok := r.(io.Closer); ok {
+			rc.Close()
+		}
+		if err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}

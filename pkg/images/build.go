@@ -54,6 +54,19 @@ type Image struct {
 // Build makes an image of the given layers, bottom first. The result depends only on the
 // arguments (and on the version of the gzip compressor go.mod pins): see the package doc.
 func Build(layers []Layer, config ImageConfig) (*Image, error) {
+	var built []*builtLayer
+	for i, l := range layers {
+		bl, err := buildLayer(l)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		built = append(built, bl)
+	}
+	return assemble(built, config)
+}
+
+// assemble makes the image of layers already built, bottom first.
+func assemble(layers []*builtLayer, config ImageConfig) (*Image, error) {
 	platform := config.Platform
 	if platform.OS == "" {
 		platform.OS = "linux"
@@ -63,17 +76,12 @@ func Build(layers []Layer, config ImageConfig) (*Image, error) {
 		platform.Architecture, platform.Variant = def.Architecture, def.Variant
 	}
 
-	img := &Image{Platform: platform}
+	img := &Image{Platform: platform, layers: layers}
 	var diffIDs []digest.Digest
-	for i, l := range layers {
-		bl, err := buildLayer(l)
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-		img.layers = append(img.layers, bl)
+	for _, bl := range layers {
 		diffIDs = append(diffIDs, bl.diffID)
 		img.Layers = append(img.Layers, ocispec.Descriptor{
-			MediaType: ocispec.MediaTypeImageLayerGzip,
+			MediaType: bl.mediaType,
 			Digest:    bl.digest,
 			Size:      int64(len(bl.blob)),
 		})

@@ -6,7 +6,8 @@
 // bytes depend only on its inputs (fixed timestamps, uid/gid 0, explicit modes, sorted
 // entries, a gzip header without name or time), and writes it as an OCI image layout tarball
 // or a docker-archive (`docker save`) tarball. PauseImage is the pod sandbox image made that
-// way from the pause program in cmd/pause.
+// way from the pause program in cmd/pause. The addon image (EnsureAddonsImage) is assembled the
+// same way around a layer the Makefile made: a zstd tar of cmd/ketch-addons, imported as it is.
 //
 // Naming: images a node makes are called localhost/ketch/<short>:<tag>, where the tag is the
 // first 16 hex digits of the image's manifest digest (LocalName). "localhost/" is podman's

@@ -207,7 +207,9 @@ type Stage struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	components []*component.Component
-	onStop     []func()
+
+	mu     sync.Mutex // onStop: a runtime start-up in the background adds to it (agent.StartRuntime)
+	onStop []func()
 }
 
 // Stage adds a stage after the existing ones.
@@ -255,7 +257,11 @@ func (n *Node) Watch(s *Stage, c *component.Component) {
 
 // OnStop runs fn when the stage stops, after its components (for what is not a component, such
 // as containerd's client).
-func (s *Stage) OnStop(fn func()) { s.onStop = append(s.onStop, fn) }
+func (s *Stage) OnStop(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onStop = append(s.onStop, fn)
+}
 
 // run runs start, waits for the node, and watches the components until the node must stop.
 func (n *Node) run(start func(context.Context, *Node) error) error {
@@ -397,7 +403,10 @@ func (n *Node) stop(deadline time.Time) {
 				klog.InfoS("Component did not stop in time", "component", c.Name, "stage", s.name)
 			}
 		}
-		for _, fn := range s.onStop {
+		s.mu.Lock()
+		onStop := s.onStop
+		s.mu.Unlock()
+		for _, fn := range onStop {
 			done := make(chan struct{})
 			go func() { defer close(done); fn() }()
 			select {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -36,8 +37,20 @@ func startAddons(n *lifecycle.Node, stage *lifecycle.Stage, cfg *config.Server, 
 	if err != nil {
 		return err
 	}
+	// The node counts as Ready only after the deployer's first pass, so that the addons'
+	// objects exist when the server says so (a script's `kubectl rollout status` finds them).
+	var once sync.Once
+	firstPass := make(chan struct{})
+	n.OnRegistered(func(ctx context.Context) error {
+		select {
+		case <-firstPass:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
 	n.Go(stage, "the addon deployer", func(ctx context.Context) error {
-		return deploy.Run(ctx, deploy.Options{Dir: dir, Config: restConfig})
+		return deploy.Run(ctx, deploy.Options{Dir: dir, Config: restConfig, OnPass: func() { once.Do(func() { close(firstPass) }) }})
 	})
 	n.Go(stage, "nodehosts", func(ctx context.Context) error { return nodehosts.Run(ctx, client) })
 	return nil

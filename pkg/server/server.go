@@ -39,9 +39,16 @@ func Role(cfg *config.Server) lifecycle.Role {
 }
 
 // start brings the server up in dependency order, each part gated on the previous one being
-// ready: the datastore, kube-apiserver, the controllers and addons, then the node.
-func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
+// ready: the datastore, kube-apiserver, the controllers and addons, then the node. The node's
+// container runtime, which needs none of them, starts at once beside them.
+func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (err error) {
 	paths := cfg.Paths()
+	rs := agent.StartRuntime(ctx, n, &cfg.Node)
+	defer func() {
+		if err != nil {
+			rs.Abort()
+		}
+	}()
 	n.Waiting("the datastore")
 	st, err := startDatastore(ctx, n, cfg)
 	if err != nil {
@@ -127,7 +134,10 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) error {
 		n.Printf("agents join with: ketch agent --server https://%s --token-file %s",
 			net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), paths.TokenFile())
 	})
-	return agent.Start(ctx, n, agent.Node{Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts})
+	return agent.Start(ctx, n, agent.Node{
+		Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts,
+		BeforeKubelet: func(ctx context.Context) error { return control.WaitControllersBuilt(ctx, cfg) },
+	}, rs)
 }
 
 // newSupervisor makes the join API and the server token it checks.

@@ -124,26 +124,42 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Everything flannel starts runs on runCtx, so that a failed Start stops what it started.
+	runCtx, cancel := context.WithCancel(ctx)
+	// The subnet manager is made while the node waits for its pod CIDR: it checks whether its
+	// Node informer has synced once at once, too early, and then only every second
+	// (kube.NewSubnetManager), a second that would otherwise follow the wait. It starts once
+	// the node may list Nodes: an agent can get here before a starting server has granted that,
+	// and a refused informer would back off for longer than it saves.
+	var (
+		sm     subnet.Manager
+		smErr  error
+		smDone = make(chan struct{})
+	)
+	go func() {
+		defer close(smDone)
+		if smErr = waitListNodes(runCtx, client); smErr == nil {
+			sm, smErr = newSubnetManager(runCtx, cfg, confPath)
+		}
+	}()
+	defer func() {
+		if err != nil {
+			cancel()
+			<-smDone
+		}
+	}()
 	// Flannel fails at once when the node has no pod CIDR yet, and the node registers itself
 	// only once the kubelet runs: wait here rather than fail.
 	if _, err := cni.WaitPodCIDRs(ctx, client, cfg.NodeName); err != nil {
 		return nil, err
 	}
+	// With a pod CIDR given, the server is up: a refusal now is for good.
 	if err := checkListNodes(ctx, client, cfg.NodeName); err != nil {
 		return nil, err
 	}
-
-	// Everything flannel starts runs on runCtx, so that a failed Start stops what it started.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer func() {
-		if err != nil {
-			cancel()
-		}
-	}()
-
-	sm, err := newSubnetManager(runCtx, cfg, confPath)
-	if err != nil {
-		return nil, err
+	<-smDone
+	if smErr != nil {
+		return nil, smErr
 	}
 	netCfg, err := sm.GetNetworkConfig(runCtx)
 	if err != nil {
@@ -295,6 +311,22 @@ func checkListNodes(ctx context.Context, client kubernetes.Interface, nodeName s
 		klog.V(2).InfoS("Listing nodes", "err", err)
 	}
 	return nil
+}
+
+// waitListNodes returns once the node may list Nodes, or with ctx's cause.
+func waitListNodes(ctx context.Context, client kubernetes.Interface) error {
+	for {
+		_, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+		if err == nil {
+			return nil
+		}
+		klog.V(2).InfoS("Waiting to list Nodes", "err", err)
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // envMu serializes the NODE_NAME dance below within the process.
