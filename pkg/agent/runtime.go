@@ -17,9 +17,9 @@ import (
 	"github.com/ketch-k8s/ketch/pkg/lifecycle"
 )
 
-// runtime is the node's running container runtime: containerd with the pause image and the
+// nodeRuntime is the node's running container runtime: containerd with the pause image and the
 // user's image tarballs imported, and the addon image on its way.
-type runtime struct {
+type nodeRuntime struct {
 	// addonImage receives once, when the addon image is imported or could not be.
 	addonImage chan error
 }
@@ -28,7 +28,7 @@ type runtime struct {
 type RuntimeStart struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	rt     *runtime
+	rt     *nodeRuntime
 	err    error
 }
 
@@ -50,7 +50,7 @@ func StartRuntime(ctx context.Context, n *lifecycle.Node, node *config.Node) *Ru
 }
 
 // wait returns the runtime once it runs, or why it could not start.
-func (rs *RuntimeStart) wait(ctx context.Context) (*runtime, error) {
+func (rs *RuntimeStart) wait(ctx context.Context) (*nodeRuntime, error) {
 	select {
 	case <-rs.done:
 		return rs.rt, rs.err
@@ -67,7 +67,7 @@ func (rs *RuntimeStart) Abort() {
 	<-rs.done
 }
 
-func startRuntime(ctx context.Context, n *lifecycle.Node, stage *lifecycle.Stage, node *config.Node) (*runtime, error) {
+func startRuntime(ctx context.Context, n *lifecycle.Node, stage *lifecycle.Stage, node *config.Node) (*nodeRuntime, error) {
 	paths := node.Paths()
 	host := n.Host()
 	binDir, err := bundle.Unpack(paths.BundleDir())
@@ -94,7 +94,7 @@ func startRuntime(ctx context.Context, n *lifecycle.Node, stage *lifecycle.Stage
 	// The addon image (the addon program's layer to import on a first start) is made while the
 	// kubelet and flannel start; the node turns Ready only once it is there, so no addon pod
 	// ever finds it missing.
-	rt := &runtime{addonImage: make(chan error, 1)}
+	rt := &nodeRuntime{addonImage: make(chan error, 1)}
 	go func() {
 		_, err := images.EnsureAddonsImage(ctx, client)
 		rt.addonImage <- err
