@@ -52,13 +52,8 @@ func Ports(cfg *config.Node) []hostcheck.Port {
 
 // Start starts the node's components on n's stages (the kubelet, kube-proxy and flannel, on the
 // runtime rs starts) and returns once they run; the frame then waits for the node to register
-// and turn Ready. A failed Start has ended rs's start-up.
-func Start(ctx context.Context, n *lifecycle.Node, node Node, rs *RuntimeStart) (err error) {
-	defer func() {
-		if err != nil {
-			rs.Abort()
-		}
-	}()
+// and turn Ready. A caller whose start fails, here or before, ends rs's start-up (rs.Abort).
+func Start(ctx context.Context, n *lifecycle.Node, node Node, rs *RuntimeStart) error {
 	paths := node.Paths()
 	host := n.Host()
 	n.Waiting("containerd and the images in " + paths.ImagesDir())

@@ -80,6 +80,26 @@ func Open(fsys fs.FS) (*Bundle, error) {
 	return &Bundle{fsys: fsys, sums: sums, hash: hex.EncodeToString(h[:])}, nil
 }
 
+// ReadSum reads fsys's SumsFile and returns name's checksum: for a directory the Makefile makes
+// with the same checksum list but no archive of programs (the addon image's layer, pkg/images).
+// A missing SumsFile is an error wrapping fs.ErrNotExist.
+func ReadSum(fsys fs.FS, name string) (string, error) {
+	raw, err := fs.ReadFile(fsys, SumsFile)
+	if err != nil {
+		return "", err
+	}
+	sums, err := parseSums(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", SumsFile, err)
+	}
+	for _, e := range sums {
+		if e.name == name {
+			return e.sum, nil
+		}
+	}
+	return "", fmt.Errorf("%s does not list %s", SumsFile, name)
+}
+
 func parseSums(raw []byte) ([]entry, error) {
 	var sums []entry
 	seen := map[string]bool{}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
@@ -121,16 +123,13 @@ func WaitControllersBuilt(ctx context.Context, s *config.Server) error {
 	}}
 	defer client.CloseIdleConnections()
 	known := cmapp.KnownControllers()
-	for {
-		if builtIn(client, url, known) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for kube-controller-manager to build its controllers: %w", context.Cause(ctx))
-		case <-time.After(100 * time.Millisecond):
-		}
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		return builtIn(client, url, known), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for kube-controller-manager to build its controllers: %w", err)
 	}
+	return nil
 }
 
 // builtIn reports whether url's verbose health lists a check named after a controller.
@@ -145,13 +144,10 @@ func builtIn(client *http.Client, url string, controllers []string) bool {
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for line := range strings.SplitSeq(string(body), "\n") {
 		// "[+]attach-detach-controller ok", or [-] for a failing one: either way it is built.
-		name, _, _ := strings.Cut(strings.TrimLeft(line, "[+-] "), " ")
-		for _, c := range controllers {
-			if name == c {
-				return true
-			}
+		if name, _, _ := strings.Cut(strings.TrimLeft(line, "[+-] "), " "); slices.Contains(controllers, name) {
+			return true
 		}
 	}
 	return false

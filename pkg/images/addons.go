@@ -15,18 +15,19 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ketch-k8s/ketch/pkg/bundle"
 )
 
 // addonsProgram is the program's name in the image, at its root.
 const addonsProgram = "ketch-addons"
 
-// The files the Makefile makes in addons/linux_<GOARCH>/ (build/bundle.mk): the image's one
-// layer as it goes into containerd, the digest and size of its uncompressed tar, and the
-// program's checksum.
+// The files the Makefile makes in addons/linux_<GOARCH>/ (build/bundle.mk), beside the
+// program's checksum in bundle.SumsFile: the image's one layer as it goes into containerd, and
+// the digest and size of its uncompressed tar.
 const (
 	addonsLayerFile  = "layer.tar.zst"
 	addonsDiffIDFile = "layer.diffid"
-	addonsSumsFile   = "SHA256SUMS"
 )
 
 // ErrNoAddonsBinary is returned from a binary built without make.
@@ -56,16 +57,12 @@ func embeddedAddonsLayer() (*addonsLayer, error) {
 
 // openAddonsLayer reads the layer's description from fsys, a directory as the Makefile makes it.
 func openAddonsLayer(fsys fs.FS) (*addonsLayer, error) {
-	sums, err := fs.ReadFile(fsys, addonsSumsFile)
+	sum, err := bundle.ReadSum(fsys, addonsProgram)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoAddonsBinary
 	}
 	if err != nil {
 		return nil, fmt.Errorf("addon program: %w", err)
-	}
-	sum, name, ok := strings.Cut(strings.TrimSpace(string(sums)), "  ")
-	if !ok || name != addonsProgram || len(sum) != 64 {
-		return nil, fmt.Errorf("addon program: %s is %q, want %q's sha256", addonsSumsFile, sums, addonsProgram)
 	}
 	raw, err := fs.ReadFile(fsys, addonsDiffIDFile)
 	if err != nil {

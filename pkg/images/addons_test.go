@@ -15,6 +15,8 @@ import (
 	"testing/fstest"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ketch-k8s/ketch/pkg/bundle"
 )
 
 // addonsLayerDir makes a directory as build/bundle.mk makes it for the addon program: the layer
@@ -42,7 +44,7 @@ func addonsLayerDir(t *testing.T, program []byte) fstest.MapFS {
 	return fstest.MapFS{
 		addonsLayerFile:  {Data: zstdCompressed(t, tarBuf.Bytes())},
 		addonsDiffIDFile: {Data: fmt.Appendf(nil, "%s %d\n", digest.FromBytes(tarBuf.Bytes()), tarBuf.Len())},
-		addonsSumsFile:   {Data: []byte(hex.EncodeToString(sum[:]) + "  ketch-addons\n")},
+		bundle.SumsFile:  {Data: []byte(hex.EncodeToString(sum[:]) + "  ketch-addons\n")},
 	}
 }
 
@@ -104,10 +106,10 @@ func TestOpenAddonsLayerRefusesBadFiles(t *testing.T) {
 		change func(fstest.MapFS)
 		want   string
 	}{
-		{"not built", func(m fstest.MapFS) { delete(m, addonsSumsFile) }, ErrNoAddonsBinary.Error()},
+		{"not built", func(m fstest.MapFS) { delete(m, bundle.SumsFile) }, ErrNoAddonsBinary.Error()},
 		{"other program", func(m fstest.MapFS) {
-			m[addonsSumsFile] = &fstest.MapFile{Data: []byte(strings.Repeat("a", 64) + "  runc\n")}
-		}, addonsSumsFile},
+			m[bundle.SumsFile] = &fstest.MapFile{Data: []byte(strings.Repeat("a", 64) + "  runc\n")}
+		}, bundle.SumsFile},
 		{"no diff ID", func(m fstest.MapFS) { delete(m, addonsDiffIDFile) }, addonsDiffIDFile},
 		{"bad diff ID", func(m fstest.MapFS) { m[addonsDiffIDFile] = &fstest.MapFile{Data: []byte("sha256:zz 12\n")} }, addonsDiffIDFile},
 		{"no size", func(m fstest.MapFS) {

@@ -24,6 +24,7 @@ import (
 	flanneliptables "github.com/flannel-io/flannel/pkg/trafficmngr/iptables"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -315,18 +316,13 @@ func checkListNodes(ctx context.Context, client kubernetes.Interface, nodeName s
 
 // waitListNodes returns once the node may list Nodes, or with ctx's cause.
 func waitListNodes(ctx context.Context, client kubernetes.Interface) error {
-	for {
+	return wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		_, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
-		if err == nil {
-			return nil
+		if err != nil {
+			klog.V(2).InfoS("Waiting to list Nodes", "err", err)
 		}
-		klog.V(2).InfoS("Waiting to list Nodes", "err", err)
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return err == nil, nil
+	})
 }
 
 // envMu serializes the NODE_NAME dance below within the process.
