@@ -21,6 +21,16 @@ export KETCH_BIN := $(abspath $(BIN))
 # runc, the one cgo program, sets CGO_ENABLED=1 for itself (build/bundle.mk).
 export CGO_ENABLED := 0
 export GOFLAGS := -trimpath
+# go.mod builds ketch with k8s.io/kubernetes from build/kubernetes: the pinned module with the
+# patches ketch carries of it (build/patches/kubernetes/README.md). Every go command needs it,
+# the $(shell go list) calls below included, so it is made while this file is read. Without go
+# yet (a fresh machine), deps (scripts/install-deps.sh) makes it once it has installed go.
+k8s_patches = PATH="$(PATH)" scripts/k8s-patches.sh
+ifneq ($(shell PATH="$(PATH)"; command -v $(GO)),)
+ifneq ($(shell $(k8s_patches) >&2 && echo ok),ok)
+$(error scripts/k8s-patches.sh failed (above): ketch is built only with the patches in build/patches/kubernetes)
+endif
+endif
 
 .PHONY: all build pause deps run test test-go test-fuzz test-apiserver-storage bench bench-datastore bench-server bench-multinode bench-ha bench-addons bench-docker docs fmt vet clean release release-build test-release image image-save release-images FORCE
 

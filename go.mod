@@ -488,3 +488,7 @@ replace (
 	go.etcd.io/etcd/server/v3 => go.etcd.io/etcd/server/v3 v3.6.8
 	go.etcd.io/raft/v3 => go.etcd.io/raft/v3 v3.6.0
 )
+
+// The pinned k8s.io/kubernetes with the patches ketch carries of it: scripts/k8s-patches.sh makes
+// the directory (make and scripts/install-deps.sh run it); build/patches/kubernetes/README.md.
+replace k8s.io/kubernetes => ./build/kubernetes

@@ -96,4 +96,6 @@ fi
 [[ -e /dev/fuse ]] || echo "install-deps: note: /dev/fuse is missing; the failed-fsync test will be skipped" >&2
 
 cd "$repo"
+# go.mod builds ketch with build/kubernetes, which this makes: before any go command in the module.
+scripts/k8s-patches.sh
 go mod download

@@ -23,9 +23,6 @@ type Node struct {
 	*config.Node
 	Cluster config.Cluster
 	Certs   *pki.Node
-	// BeforeKubelet, if set, must return before the kubelet starts (a server's own node waits
-	// there for what must precede the kubelet in the same process).
-	BeforeKubelet func(context.Context) error
 }
 
 // Ports lists the node's fixed listeners (the kubelet's and kube-proxy's) as the user's
@@ -84,12 +81,6 @@ func Start(ctx context.Context, n *lifecycle.Node, node Node, rs *RuntimeStart) 
 		// First: flannel waits for the node to register and get its pod CIDR, and meanwhile
 		// readies what does not need them.
 		n.Go(stage, "flannel", func(ctx context.Context) error { return runNetwork(ctx, node, rt.addonImage) })
-	}
-	if node.BeforeKubelet != nil {
-		n.Waiting("kube-controller-manager to build its controllers")
-		if err := node.BeforeKubelet(ctx); err != nil {
-			return err
-		}
 	}
 	// Right before the kubelet, which writes it into its config: ketch-killall.sh finds the
 	// node's cgroups there.

@@ -12,11 +12,18 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
+	"k8s.io/kubernetes/pkg/volume/csi"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ketch-k8s/ketch/pkg/component"
 )
+
+// ketch's patch of upstream's CSI volume plugin must be in every build: without it the kubelet's
+// CSI node information is lost whenever kube-controller-manager, in the same process, builds its
+// controllers after the kubelet started. `make` applies it; build/patches/kubernetes/README.md
+// says how to build without make.
+const _ = csi.KubeletOwnsNodeInfo
 
 // kubeletConfig is how the node's kubelet is set up, beyond the node's own settings.
 type kubeletConfig struct {

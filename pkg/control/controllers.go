@@ -2,18 +2,8 @@ package control
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"slices"
 	"strconv"
-	"strings"
-	"time"
-
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/klog/v2"
 
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -88,69 +78,6 @@ func StartControllerManager(ctx context.Context, c Config) (*component.Component
 	return component.Start("kube-controller-manager", func() error {
 		return lead(ctx, "kube-controller-manager", le, cc.Kubeconfig, cc.EventRecorder, func(ctx context.Context) error { return cmapp.Run(ctx, cc) })
 	}), nil
-}
-
-// WaitControllersBuilt waits until the local kube-controller-manager has built its controllers,
-// for a server without leader election (which builds them at once); it returns at once for one
-// with it, or with kube-controller-manager's secure port off.
-//
-// Why: upstream's CSI volume plugin keeps its node information in a package variable, which
-// every Init of the plugin overwrites. kube-controller-manager inits it, with no node name, for
-// each controller that handles volumes, as it builds them; the kubelet inits it with its node's
-// name. In one process the kubelet's must come last, or its CSINode never initializes (the
-// kubelet reports "resource name may not be empty" and exits after two minutes) and CSI drivers
-// cannot register on the node. kube-controller-manager registers a health check per controller
-// once all are built, so their names in /healthz?verbose say the builds are done.
-func WaitControllersBuilt(ctx context.Context, s *config.Server) error {
-	if s.HA() {
-		return nil
-	}
-	args := s.ControllerManagerArgs
-	port := component.Lookup(args, "secure-port", "10257")
-	if port == "0" {
-		return nil
-	}
-	host := component.Lookup(args, "bind-address", "127.0.0.1")
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	url := "https://" + net.JoinHostPort(host, port) + "/healthz?verbose"
-	// A health check of this process's own listener: its certificate is one kube-controller-manager
-	// made for itself in memory, which nothing else could check either (kubeadm's probes of it
-	// do not).
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // see above
-	}}
-	defer client.CloseIdleConnections()
-	known := cmapp.KnownControllers()
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
-		return builtIn(client, url, known), nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for kube-controller-manager to build its controllers: %w", err)
-	}
-	return nil
-}
-
-// builtIn reports whether url's verbose health lists a check named after a controller.
-func builtIn(client *http.Client, url string, controllers []string) bool {
-	resp, err := client.Get(url)
-	if err != nil {
-		klog.V(2).InfoS("Waiting for kube-controller-manager's health", "err", err)
-		return false
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return false
-	}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		// "[+]attach-detach-controller ok", or [-] for a failing one: either way it is built.
-		if name, _, _ := strings.Cut(strings.TrimLeft(line, "[+-] "), " "); slices.Contains(controllers, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // leaderElect: servers that share a datastore elect one active kube-controller-manager and

@@ -136,7 +136,6 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (err erro
 	})
 	return agent.Start(ctx, n, agent.Node{
 		Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts,
-		BeforeKubelet: func(ctx context.Context) error { return control.WaitControllersBuilt(ctx, cfg) },
 	}, rs)
 }
 
