@@ -1,12 +1,15 @@
 package harness
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestNodeProcs(t *testing.T) {
@@ -94,8 +97,14 @@ func TestProcessStop(t *testing.T) {
 	if p.Exited() || p.ExitCode() != -1 {
 		t.Fatal("a running process counts as exited")
 	}
-	found, err := ProcessesMentioning("sleep 60")
-	if err != nil || !slices.ContainsFunc(found, func(q Proc) bool { return q.PID == p.PID() }) {
+	// Start returns once the child's exec has begun, but the kernel sets the new program's
+	// command line a moment later: until then /proc/PID/cmdline reads empty (CI saw it once).
+	var found []Proc
+	err = wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		found, err = ProcessesMentioning("sleep 60")
+		return err == nil && slices.ContainsFunc(found, func(q Proc) bool { return q.PID == p.PID() }), err
+	})
+	if err != nil {
 		t.Errorf("ProcessesMentioning does not find pid %d: %v, %v", p.PID(), found, err)
 	}
 	if _, err := p.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
