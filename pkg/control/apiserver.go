@@ -13,9 +13,16 @@ import (
 	"k8s.io/klog/v2"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+	rbacrest "k8s.io/kubernetes/pkg/registry/rbac/rest"
+	schedulingrest "k8s.io/kubernetes/pkg/registry/scheduling/rest"
 
 	"github.com/ketch-k8s/ketch/pkg/component"
 )
+
+// ketch's patch of two of upstream's post-start hooks must be in every build: without it they
+// sleep a second before their first try, and the API is not ready before they are done, on
+// every start. `make` applies it (build/patches/kubernetes/README.md).
+const _ = rbacrest.BootstrapTriesAtOnce && schedulingrest.BootstrapTriesAtOnce
 
 // StartAPIServer runs kube-apiserver on the datastore's unix socket. It does not use the
 // upstream cobra command, which installs a process-wide signal handler that only one component
