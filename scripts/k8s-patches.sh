@@ -80,7 +80,9 @@ for f in "${files[@]}"; do
 done
 echo "$stamp" >"$new/.ketch-stamp"
 chmod 0755 "$new"
-rm -rf "$out.old"
-[[ ! -e $out ]] || mv "$out" "$out.old"
-mv "$new" "$out"
-rm -rf "$out.old"
+old=$(mktemp -d "$out.old.XXXXXX")
+[[ ! -e $out ]] || mv -T "$out" "$old"
+# -T: should another run have put its own in place meanwhile, fail rather than move into it.
+mv -T "$new" "$out" || [[ $(cat "$out/.ketch-stamp" 2>/dev/null) == "$stamp" ]] ||
+  die "could not put $new in place of $out"
+rm -rf "$old"
