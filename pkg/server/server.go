@@ -134,9 +134,7 @@ func start(ctx context.Context, n *lifecycle.Node, cfg *config.Server) (err erro
 		n.Printf("agents join with: ketch agent --server https://%s --token-file %s",
 			net.JoinHostPort(cfg.NodeIPs[0].String(), strconv.Itoa(cfg.HTTPSPort)), paths.TokenFile())
 	})
-	return agent.Start(ctx, n, agent.Node{
-		Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts,
-	}, rs)
+	return agent.Start(ctx, n, agent.Node{Node: &cfg.Node, Cluster: cfg.Cluster, Certs: nodeCerts}, rs)
 }
 
 // newSupervisor makes the join API and the server token it checks.
