@@ -28,6 +28,9 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"k8s.io/klog/v2"
+
+	"github.com/ketch-k8s/ketch/pkg/embedpages"
 )
 
 // SumsFile names the checksum list in the bundle directory: "<sha256 hex>  <name>" per line (sha256sum's
@@ -160,13 +163,20 @@ func (b *Bundle) Sum(name string) (string, bool) {
 	return "", false
 }
 
-// Unpack unpacks the embedded bundle under dir; see (*Bundle).Unpack.
+// Unpack unpacks the embedded bundle under dir; see (*Bundle).Unpack. The archive is not read
+// again by this process: its pages are given back (package embedpages).
 func Unpack(dir string) (binDir string, err error) {
 	b, err := Embedded()
 	if err != nil {
 		return "", err
 	}
-	return b.Unpack(dir)
+	binDir, err = b.Unpack(dir)
+	if n, err := embedpages.Release(embedded, embeddedDir+"/"+ArchiveFile); err != nil {
+		klog.V(2).InfoS("Keeping the runtime bundle's pages", "err", err)
+	} else {
+		klog.V(4).InfoS("Released the runtime bundle's pages", "bytes", n)
+	}
+	return binDir, err
 }
 
 // Unpack writes the programs to <dir>/<hash>/bin/ with mode 0755 and returns that directory.

@@ -15,8 +15,10 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/bundle"
+	"github.com/ketch-k8s/ketch/pkg/embedpages"
 )
 
 // addonsProgram is the program's name in the image, at its root.
@@ -108,13 +110,20 @@ func addonsImageName(programSum string) (string, error) {
 // EnsureAddonsImage imports the addon image into containerd unless it is already there, pinned
 // so that the kubelet's image garbage collection never removes it, and returns its name. The
 // layer goes in as the Makefile compressed it: containerd decompresses it once, into its
-// snapshot, and checks it against the diff ID on the way.
+// snapshot, and checks it against the diff ID on the way. This process does not read the
+// layer again: its pages are given back (package embedpages).
 func EnsureAddonsImage(ctx context.Context, client *containerd.Client) (string, error) {
 	l, err := embeddedAddonsLayer()
 	if err != nil {
 		return "", err
 	}
-	return ensureAddonsImage(ctx, client, l)
+	name, err := ensureAddonsImage(ctx, client, l)
+	if n, err := embedpages.Release(addonsDir, "addons/"+platformDir+"/"+addonsLayerFile); err != nil {
+		klog.V(2).InfoS("Keeping the addon layer's pages", "err", err)
+	} else {
+		klog.V(4).InfoS("Released the addon layer's pages", "bytes", n)
+	}
+	return name, err
 }
 
 func ensureAddonsImage(ctx context.Context, client *containerd.Client, l *addonsLayer) (string, error) {
