@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ketch-k8s/ketch/internal/bench/report"
@@ -108,6 +110,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		run.Stop, run.Clean = stopTook, clean
 		res.Cold = append(res.Cold, run)
+	}
+	// The idle sample is of the agent alone: no pods on its node. When the nodes turn Ready
+	// together, the scheduler spreads the addons over them, and the cold joins above let it
+	// place them on the new node again; move them off before the warm runs.
+	defer func() {
+		if err := uncordon(context.WithoutCancel(ctx), cfg.Client, name); err != nil {
+			cfg.Logf("%v", err)
+		}
+	}()
+	moved, err := emptyNode(ctx, cfg.Client, name)
+	if err != nil {
+		return res, err
+	}
+	if moved > 0 {
+		cfg.Logf("%s cordoned and %s moved off it, so that the idle sample is of the agent alone", name, report.Plural(moved, "pod"))
 	}
 	// Warm: the agent's service restarting on the same host, data dir and running containers
 	// kept.
@@ -314,6 +331,60 @@ func deleteNode(ctx context.Context, cs kubernetes.Interface, name string) error
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// emptyNode cordons the node and deletes the pods on it, which their controllers make again
+// elsewhere, and waits until none is left; it returns how many it deleted. A DaemonSet's pod
+// would come back to the node whatever it does: it is an error, before any deletion, since the
+// node cannot be measured alone. The caller uncordons the node in any case.
+func emptyNode(ctx context.Context, cs kubernetes.Interface, name string) (int, error) {
+	patch := []byte(`{"spec":{"unschedulable":true}}`)
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return 0, fmt.Errorf("cordon node %s: %w", name, err)
+	}
+	onNode := metav1.ListOptions{FieldSelector: "spec.nodeName=" + name}
+	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, onNode)
+	if err != nil {
+		return 0, fmt.Errorf("list the pods on node %s: %w", name, err)
+	}
+	for _, p := range pods.Items {
+		for _, o := range p.OwnerReferences {
+			if o.Kind == "DaemonSet" {
+				return 0, fmt.Errorf("node %s runs DaemonSet %s/%s's pod %s: the agent cannot be measured alone", name, p.Namespace, o.Name, p.Name)
+			}
+		}
+	}
+	for _, p := range pods.Items {
+		err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("delete pod %s/%s on node %s: %w", p.Namespace, p.Name, name, err)
+		}
+	}
+	var left []string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, onNode)
+		if err != nil {
+			return false, err
+		}
+		left = left[:0]
+		for _, p := range pods.Items {
+			left = append(left, p.Namespace+"/"+p.Name)
+		}
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("node %s still has pods %s: %w", name, strings.Join(left, ", "), err)
+	}
+	return len(pods.Items), nil
+}
+
+// uncordon lets the scheduler use the node again.
+func uncordon(ctx context.Context, cs kubernetes.Interface, name string) error {
+	patch := []byte(`{"spec":{"unschedulable":null}}`)
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("uncordon node %s: %w", name, err)
+	}
+	return nil
 }
 
 // readFrom is the file at path from offset on, empty if it cannot be read.

@@ -1,15 +1,19 @@
 package agentstart
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ketch-k8s/ketch/internal/harness"
+	"github.com/ketch-k8s/ketch/internal/testutil/apiserver"
 )
 
 func TestRenewedSince(t *testing.T) {
@@ -43,6 +47,71 @@ func TestPhaseLines(t *testing.T) {
 	for i := range want {
 		if got[i].Name != want[i].Name || got[i].Printed.Round(time.Millisecond) != want[i].Printed {
 			t.Errorf("phase %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestEmptyNode(t *testing.T) {
+	ctx := context.Background()
+	cs := apiserver.Start(t).Client
+	for _, n := range []string{"measured", "other"} {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No kube-controller-manager makes it.
+	if _, err := cs.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	pod := func(name, node, ownerKind string) {
+		t.Helper()
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system"},
+			Spec: corev1.PodSpec{NodeName: node, TerminationGracePeriodSeconds: &zero,
+				Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+		}
+		if ownerKind != "" {
+			yes := true
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: ownerKind, Name: name + "-owner", UID: types.UID(name), Controller: &yes}}
+		}
+		if _, err := cs.CoreV1().Pods("kube-system").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("a", "measured", "ReplicaSet")
+	pod("b", "measured", "")
+	pod("c", "other", "ReplicaSet")
+
+	moved, err := emptyNode(ctx, cs, "measured")
+	if err != nil || moved != 2 {
+		t.Fatalf("emptyNode: %d pods, %v; want 2, nil", moved, err)
+	}
+	n, err := cs.CoreV1().Nodes().Get(ctx, "measured", metav1.GetOptions{})
+	if err != nil || !n.Spec.Unschedulable {
+		t.Fatalf("the node is not cordoned: %v", err)
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].Name != "c" {
+		t.Fatalf("pods left: %v, %v; want only the other node's c", pods, err)
+	}
+	if err := uncordon(ctx, cs, "measured"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = cs.CoreV1().Nodes().Get(ctx, "measured", metav1.GetOptions{}); err != nil || n.Spec.Unschedulable {
+		t.Fatalf("the node is still cordoned: %v", err)
+	}
+
+	// A DaemonSet's pod would come back: the node cannot be measured alone, and nothing is
+	// deleted.
+	pod("d", "measured", "DaemonSet")
+	pod("e", "measured", "ReplicaSet")
+	if _, err := emptyNode(ctx, cs, "measured"); err == nil || !strings.Contains(err.Error(), "DaemonSet kube-system/d-owner") {
+		t.Fatalf("emptyNode with a DaemonSet's pod: %v, want an error naming it", err)
+	}
+	for _, p := range []string{"d", "e"} {
+		if _, err := cs.CoreV1().Pods("kube-system").Get(ctx, p, metav1.GetOptions{}); err != nil {
+			t.Errorf("pod %s was deleted: %v", p, err)
 		}
 	}
 }
