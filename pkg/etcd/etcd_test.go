@@ -163,7 +163,7 @@ func TestGrowAndJoin(t *testing.T) {
 	}
 
 	// A learner that never starts (nothing listens at its peer URL) is removed as a failed join
-	// removes it; b by its name, as when its Node is deleted.
+	// removes it.
 	idC, _, err := AddLearner(ctx, cli, "c", PeerURL(ipC))
 	if err != nil {
 		t.Fatal(err)
@@ -174,10 +174,35 @@ func TestGrowAndJoin(t *testing.T) {
 	if err := Remove(ctx, cli, idC); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeByName(ctx, cli, "b"); err != nil {
+
+	// A member whose Node is deleted right after it joined: etcd refuses to remove it until its
+	// leader has been connected to it for 5 s, and the removal tries until etcd takes it.
+	ipD := net.ParseIP("127.0.0.5")
+	tlsD, err := pki.EnsureEtcd(tlsDirB, "d", []net.IP{ipD})
+	if err != nil {
 		t.Fatal(err)
 	}
+	idD, initial, err := AddLearner(ctx, cli, "d", PeerURL(ipD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startTestMember(t, tlsD, "d", ipD, initial)
+	if err := Promote(ctx, cli, idD); err != nil {
+		t.Fatal(err)
+	}
+	failed, err := removeMembersNamed(ctx, cli, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("d removed after %d refused tries", failed)
+	// b as when its Node is deleted long after it joined.
+	if failed, err = removeMembersNamed(ctx, cli, "b"); err != nil || failed != 0 {
+		t.Fatalf("removing b: %v after %d failed tries, want at the first", err, failed)
+	}
+	if failed, err = removeMembersNamed(ctx, cli, "b"); err != nil || failed != 0 {
+		t.Fatalf("removing b again: %v after %d failed tries, want nothing to do", err, failed)
+	}
 	if st, err := Status(ctx, cli); err != nil || len(st) != 1 || st[0].Role != "leader" {
-		t.Fatalf("status after removing b and c: %+v %v", st, err)
+		t.Fatalf("status after removing b, c and d: %+v %v", st, err)
 	}
 }
