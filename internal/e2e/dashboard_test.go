@@ -322,6 +322,15 @@ func TestDashboard(t *testing.T) {
 	s.seedEchoImage()
 	s.start()
 	s.kubectl("-n", "kube-system", "rollout", "status", "deployment/ketch-dashboard", "--timeout=180s")
+	// The front door can still say "does not answer yet" a moment after the rollout (the pod's
+	// endpoint is not routed yet), and the login page does not reload by itself.
+	eventually(t, time.Minute, "the dashboard answering through the front door", func() error {
+		out, err := s.ketch("", "kubectl", "get", "--raw", "/dashboard/healthz")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
 	s.apply(dashWorkloads)
 
 	out, err := s.ketch("", "dashboard", "--data-dir", s.dataDir, "--server", "https://"+bn.HostIP+":6443")
