@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/pki"
@@ -43,7 +44,8 @@ func dashboardNames(clusterDomain string) []string {
 
 // ensureDashboardTLS keeps the dashboard's serving certificate in its Secret: signed by the
 // server CA, which the front door trusts, renewed when due. With the dashboard disabled it
-// removes the Secret, so that nothing of it is left.
+// removes the Secret, so that nothing of it is left. Servers that start together race to write
+// it: the one that loses reads the winner's Secret again and keeps it if it does its job.
 func ensureDashboardTLS(ctx context.Context, client kubernetes.Interface, certs *pki.ControlPlane, clusterDomain string, disabled bool) error {
 	secrets := client.CoreV1().Secrets(dashboardNamespace)
 	if disabled {
@@ -52,38 +54,41 @@ func ensureDashboardTLS(ctx context.Context, client kubernetes.Interface, certs 
 		}
 		return nil
 	}
-	old, err := secrets.Get(ctx, dashboardTLSSecret, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading Secret %s: %w", dashboardTLSSecret, err)
-	}
-	exists := err == nil
-	var oldCert, oldKey []byte
-	if exists {
-		oldCert, oldKey = old.Data[corev1.TLSCertKey], old.Data[corev1.TLSPrivateKeyKey]
-	}
-	cert, key, why, err := certs.EnsureServing(dashboardNames(clusterDomain), oldCert, oldKey)
-	if err != nil {
-		return fmt.Errorf("the dashboard's serving certificate: %w", err)
-	}
-	if why == "" {
+	lostRace := func(err error) bool { return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) }
+	return retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		old, err := secrets.Get(ctx, dashboardTLSSecret, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading Secret %s: %w", dashboardTLSSecret, err)
+		}
+		exists := err == nil
+		var oldCert, oldKey []byte
+		if exists {
+			oldCert, oldKey = old.Data[corev1.TLSCertKey], old.Data[corev1.TLSPrivateKeyKey]
+		}
+		cert, key, why, err := certs.EnsureServing(dashboardNames(clusterDomain), oldCert, oldKey)
+		if err != nil {
+			return fmt.Errorf("the dashboard's serving certificate: %w", err)
+		}
+		if why == "" {
+			return nil
+		}
+		klog.InfoS("Issuing the dashboard's serving certificate", "secret", dashboardNamespace+"/"+dashboardTLSSecret, "reason", why)
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: dashboardTLSSecret, Namespace: dashboardNamespace, Labels: map[string]string{"app.kubernetes.io/name": dashboardService}},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
+		}
+		if !exists {
+			_, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
+		} else {
+			secret.ResourceVersion = old.ResourceVersion
+			_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("writing Secret %s: %w", dashboardTLSSecret, err)
+		}
 		return nil
-	}
-	klog.InfoS("Issuing the dashboard's serving certificate", "secret", dashboardNamespace+"/"+dashboardTLSSecret, "reason", why)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: dashboardTLSSecret, Namespace: dashboardNamespace, Labels: map[string]string{"app.kubernetes.io/name": dashboardService}},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
-	}
-	if !exists {
-		_, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
-	} else {
-		secret.ResourceVersion = old.ResourceVersion
-		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("writing Secret %s: %w", dashboardTLSSecret, err)
-	}
-	return nil
+	})
 }
 
 // dashboardProxy is the front door's /dashboard/: it forwards to the dashboard Service's

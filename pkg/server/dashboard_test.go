@@ -15,8 +15,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ketch-k8s/ketch/pkg/pki"
 )
@@ -62,6 +65,42 @@ func TestDashboardTLS(t *testing.T) {
 	}
 	if err := ensureDashboardTLS(ctx, client, certs, "cluster.local", true); err != nil {
 		t.Errorf("disabled twice: %v", err)
+	}
+}
+
+// TestDashboardTLSRace: two servers starting together both find no Secret; the one whose create
+// comes second takes the other's Secret instead of failing its start.
+func TestDashboardTLSRace(t *testing.T) {
+	certs := testCerts(t)
+	client := fake.NewClientset()
+	ctx := context.Background()
+	// The other server, given the same CA, writes its Secret right after this one's first read.
+	other := fake.NewClientset()
+	if err := ensureDashboardTLS(ctx, other, certs, "cluster.local", false); err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := other.CoreV1().Secrets("kube-system").Get(ctx, dashboardTLSSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs.ResourceVersion = ""
+	raced := false
+	client.PrependReactor("get", "secrets", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if !raced {
+			raced = true
+			if err := client.Tracker().Add(theirs); err != nil {
+				t.Error(err)
+			}
+			return true, nil, apierrors.NewNotFound(corev1.Resource("secrets"), dashboardTLSSecret)
+		}
+		return false, nil, nil
+	})
+	if err := ensureDashboardTLS(ctx, client, certs, "cluster.local", false); err != nil {
+		t.Fatalf("the server that lost the race: %v", err)
+	}
+	s, err := client.CoreV1().Secrets("kube-system").Get(ctx, dashboardTLSSecret, metav1.GetOptions{})
+	if err != nil || string(s.Data[corev1.TLSCertKey]) != string(theirs.Data[corev1.TLSCertKey]) {
+		t.Errorf("the winner's good certificate was not kept: %v", err)
 	}
 }
 
