@@ -206,3 +206,17 @@ func TestGrowAndJoin(t *testing.T) {
 		t.Fatalf("status after removing b, c and d: %+v %v", st, err)
 	}
 }
+
+// TestRemoveBackoffNeverGivesUp: the removal of a deleted Node's member keeps trying every
+// Cap (with jitter) for as long as the server runs, rather than stopping once the backoff
+// reaches its cap, as wait.ExponentialBackoff does.
+func TestRemoveBackoffNeverGivesUp(t *testing.T) {
+	next := removeBackoff.DelayFunc()
+	var last time.Duration
+	for range 1000 {
+		last = next()
+	}
+	if last < removeBackoff.Cap || last > removeBackoff.Cap+removeBackoff.Cap/5 {
+		t.Errorf("the 1000th wait is %v, want about %v", last, removeBackoff.Cap)
+	}
+}

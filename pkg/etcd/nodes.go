@@ -51,7 +51,8 @@ func RemoveMembersOfDeletedNodes(ctx context.Context, client kubernetes.Interfac
 
 // removeBackoff paces removeMembersNamed's tries: etcd refuses a removal until its leader has
 // been connected to every peer for 5 s (its health interval), which a Node deleted right after
-// its server joined, or after any peer reconnected, runs into.
+// its server joined, or after any peer reconnected, runs into. Its DelayFunc stays at Cap once
+// it gets there (wait.ExponentialBackoff would give up instead).
 var removeBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Cap: 30 * time.Second, Steps: math.MaxInt32}
 
 // removeMembersNamed removes the etcd members called name, trying again while etcd refuses or
@@ -62,7 +63,7 @@ func removeMembersNamed(ctx context.Context, cli *clientv3.Client, name string) 
 	var ids []uint64
 	listed := false
 	var last error
-	err = wait.ExponentialBackoffWithContext(ctx, removeBackoff, func(ctx context.Context) (bool, error) {
+	err = removeBackoff.DelayFunc().Until(ctx, true, false, func(ctx context.Context) (bool, error) {
 		if !listed {
 			list, err := cli.MemberList(ctx)
 			if err != nil {
