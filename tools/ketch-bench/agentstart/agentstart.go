@@ -16,9 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/ketch-k8s/ketch/internal/bench/report"
 	"github.com/ketch-k8s/ketch/internal/harness"
@@ -334,55 +333,46 @@ func deleteNode(ctx context.Context, cs kubernetes.Interface, name string) error
 }
 
 // emptyNode cordons the node and deletes the pods on it, which their controllers make again
-// elsewhere, and waits until none is left; it returns how many it deleted. A DaemonSet's pod
-// would come back to the node whatever it does: it is an error, before any deletion, since the
-// node cannot be measured alone. The caller uncordons the node in any case.
+// elsewhere, and waits until none is left, as `kubectl drain --force --disable-eviction` would;
+// it returns how many it deleted. A DaemonSet's pod would come back to the node whatever it
+// does: it is an error, before any deletion, since the node cannot be measured alone. The
+// caller uncordons the node in any case.
 func emptyNode(ctx context.Context, cs kubernetes.Interface, name string) (int, error) {
-	patch := []byte(`{"spec":{"unschedulable":true}}`)
-	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return 0, fmt.Errorf("cordon node %s: %w", name, err)
-	}
-	onNode := metav1.ListOptions{FieldSelector: "spec.nodeName=" + name}
-	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, onNode)
-	if err != nil {
-		return 0, fmt.Errorf("list the pods on node %s: %w", name, err)
-	}
-	for _, p := range pods.Items {
-		for _, o := range p.OwnerReferences {
-			if o.Kind == "DaemonSet" {
-				return 0, fmt.Errorf("node %s runs DaemonSet %s/%s's pod %s: the agent cannot be measured alone", name, p.Namespace, o.Name, p.Name)
-			}
+	deleted := 0
+	h := drainHelper(ctx, cs)
+	h.OnPodDeletionOrEvictionFinished = func(_ *corev1.Pod, _ bool, err error) {
+		if err == nil {
+			deleted++
 		}
 	}
-	for _, p := range pods.Items {
-		err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return 0, fmt.Errorf("delete pod %s/%s on node %s: %w", p.Namespace, p.Name, name, err)
-		}
+	if err := cordon(h, name, true); err != nil {
+		return 0, err
 	}
-	var left []string
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, onNode)
-		if err != nil {
-			return false, err
-		}
-		left = left[:0]
-		for _, p := range pods.Items {
-			left = append(left, p.Namespace+"/"+p.Name)
-		}
-		return len(left) == 0, nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("node %s still has pods %s: %w", name, strings.Join(left, ", "), err)
+	if err := drain.RunNodeDrain(h, name); err != nil {
+		return 0, fmt.Errorf("node %s cannot be measured alone: %w", name, err)
 	}
-	return len(pods.Items), nil
+	return deleted, nil
 }
 
 // uncordon lets the scheduler use the node again.
 func uncordon(ctx context.Context, cs kubernetes.Interface, name string) error {
-	patch := []byte(`{"spec":{"unschedulable":null}}`)
-	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("uncordon node %s: %w", name, err)
+	return cordon(drainHelper(ctx, cs), name, false)
+}
+
+func drainHelper(ctx context.Context, cs kubernetes.Interface) *drain.Helper {
+	return &drain.Helper{
+		Ctx: ctx, Client: cs, Force: true, DeleteEmptyDirData: true, DisableEviction: true,
+		GracePeriodSeconds: -1, Timeout: 2 * time.Minute, Out: io.Discard, ErrOut: io.Discard,
+	}
+}
+
+func cordon(h *drain.Helper, name string, unschedulable bool) error {
+	node, err := h.Client.CoreV1().Nodes().Get(h.Ctx, name, metav1.GetOptions{})
+	if err == nil {
+		err = drain.RunCordonOrUncordon(h, node, unschedulable)
+	}
+	if err != nil {
+		return fmt.Errorf("setting node %s unschedulable=%t: %w", name, unschedulable, err)
 	}
 	return nil
 }

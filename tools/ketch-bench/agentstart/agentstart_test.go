@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,9 +105,21 @@ func TestEmptyNode(t *testing.T) {
 
 	// A DaemonSet's pod would come back: the node cannot be measured alone, and nothing is
 	// deleted.
+	labels := map[string]string{"app": "d"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "d-owner", Namespace: "kube-system"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
+		},
+	}
+	if _, err := cs.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	pod("d", "measured", "DaemonSet")
 	pod("e", "measured", "ReplicaSet")
-	if _, err := emptyNode(ctx, cs, "measured"); err == nil || !strings.Contains(err.Error(), "DaemonSet kube-system/d-owner") {
+	if _, err := emptyNode(ctx, cs, "measured"); err == nil || !strings.Contains(err.Error(), "DaemonSet-managed Pods") || !strings.Contains(err.Error(), "kube-system/d") {
 		t.Fatalf("emptyNode with a DaemonSet's pod: %v, want an error naming it", err)
 	}
 	for _, p := range []string{"d", "e"} {
