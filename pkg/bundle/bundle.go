@@ -28,7 +28,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/embedpages"
 )
@@ -171,11 +170,7 @@ func Unpack(dir string) (binDir string, err error) {
 		return "", err
 	}
 	binDir, err = b.Unpack(dir)
-	if n, err := embedpages.Release(embedded, embeddedDir+"/"+ArchiveFile); err != nil {
-		klog.V(2).InfoS("Keeping the runtime bundle's pages", "err", err)
-	} else {
-		klog.V(4).InfoS("Released the runtime bundle's pages", "bytes", n)
-	}
+	embedpages.Done(embedded, embeddedDir+"/"+ArchiveFile)
 	return binDir, err
 }
 

@@ -22,6 +22,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // Release tells the kernel that this process no longer needs the pages holding the embedded
@@ -55,6 +56,18 @@ func Release(fsys embed.FS, name string) (int, error) {
 		return 0, fmt.Errorf("releasing the pages of embedded %s: %w", name, err)
 	}
 	return int(end - start), nil
+}
+
+// Done releases the pages of the embedded file name of fsys once this process is done with it.
+// Releasing only saves memory, so a file that cannot be released is logged (V(2)), not an
+// error: what stops it (another Go release's embed.FS, an unusual mapping) is worth knowing
+// when debugging, never worth failing a start.
+func Done(fsys embed.FS, name string) {
+	if n, err := Release(fsys, name); err != nil {
+		klog.V(2).InfoS("Keeping the pages of an embedded file", "file", name, "err", err)
+	} else {
+		klog.V(4).InfoS("Released the pages of an embedded file", "file", name, "bytes", n)
+	}
 }
 
 // errLayout is returned when embed.FS is not laid out as this package knows it.

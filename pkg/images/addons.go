@@ -15,7 +15,6 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/ketch-k8s/ketch/pkg/bundle"
 	"github.com/ketch-k8s/ketch/pkg/embedpages"
@@ -118,11 +117,7 @@ func EnsureAddonsImage(ctx context.Context, client *containerd.Client) (string, 
 		return "", err
 	}
 	name, err := ensureAddonsImage(ctx, client, l)
-	if n, err := embedpages.Release(addonsDir, "addons/"+platformDir+"/"+addonsLayerFile); err != nil {
-		klog.V(2).InfoS("Keeping the addon layer's pages", "err", err)
-	} else {
-		klog.V(4).InfoS("Released the addon layer's pages", "bytes", n)
-	}
+	embedpages.Done(addonsDir, "addons/"+platformDir+"/"+addonsLayerFile)
 	return name, err
 }
 
