@@ -32,6 +32,26 @@ func startTestMember(t *testing.T, tls *pki.Etcd, name string, ip net.IP, initia
 	return m
 }
 
+// joinTestMember joins a member called name at ip as a server joins: its certificates in tlsDir
+// (which holds the cluster's shared CAs), added as a learner through cli, started, promoted. It
+// returns the member's ID, the initial cluster it started with, and the member.
+func joinTestMember(ctx context.Context, t *testing.T, cli *clientv3.Client, tlsDir, name string, ip net.IP) (uint64, string, *Member) {
+	t.Helper()
+	tls, err := pki.EnsureEtcd(tlsDir, name, []net.IP{ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, initial, err := AddLearner(ctx, cli, name, PeerURL(ip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startTestMember(t, tls, name, ip, initial)
+	if err := Promote(ctx, cli, id); err != nil {
+		t.Fatal(err)
+	}
+	return id, initial, m
+}
+
 func testClient(t *testing.T, tls *pki.Etcd, ip net.IP) *clientv3.Client {
 	t.Helper()
 	cli, err := NewClient(ClientConfig{Endpoints: []string{ClientURL(ip)}, CAFile: tls.ServerCA, CertFile: tls.ClientCert, KeyFile: tls.ClientKey})
@@ -126,20 +146,9 @@ func TestGrowAndJoin(t *testing.T) {
 	if err := b.Write(tlsDirB, false); err != nil {
 		t.Fatal(err)
 	}
-	tlsB, err := pki.EnsureEtcd(tlsDirB, "b", []net.IP{ipB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, initial, err := AddLearner(ctx, cli, "b", PeerURL(ipB))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, initial, mb := joinTestMember(ctx, t, cli, tlsDirB, "b", ipB)
 	if want := "a=" + PeerURL(ipA); !strings.Contains(initial, want) || !strings.Contains(initial, "b="+PeerURL(ipB)) {
 		t.Errorf("initial cluster %q", initial)
-	}
-	mb := startTestMember(t, tlsB, "b", ipB, initial)
-	if err := Promote(ctx, cli, id); err != nil {
-		t.Fatal(err)
 	}
 	if mb.ID() != id {
 		t.Errorf("member b has ID %x, added as %x", mb.ID(), id)
@@ -177,19 +186,7 @@ func TestGrowAndJoin(t *testing.T) {
 
 	// A member whose Node is deleted right after it joined: etcd refuses to remove it until its
 	// leader has been connected to it for 5 s, and the removal tries until etcd takes it.
-	ipD := net.ParseIP("127.0.0.5")
-	tlsD, err := pki.EnsureEtcd(tlsDirB, "d", []net.IP{ipD})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idD, initial, err := AddLearner(ctx, cli, "d", PeerURL(ipD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	startTestMember(t, tlsD, "d", ipD, initial)
-	if err := Promote(ctx, cli, idD); err != nil {
-		t.Fatal(err)
-	}
+	joinTestMember(ctx, t, cli, tlsDirB, "d", net.ParseIP("127.0.0.5"))
 	failed, err := removeMembersNamed(ctx, cli, "d")
 	if err != nil {
 		t.Fatal(err)
